@@ -1,0 +1,1 @@
+"""trainhub.server.compat."""
