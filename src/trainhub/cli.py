@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from trainhub import __version__
 
@@ -22,7 +23,7 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="directory of the SQLite database and the files (default ./trainhub-data, or $TRAINHUB_DATA_DIR)",
+        help="directory of the SQLite database and files (default ./trainhub-data, or $TRAINHUB_DATA_DIR)",
     )
     p.add_argument(
         "--database-url",
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _server_commands():  # type: ignore[no-untyped-def]
+def _server_commands() -> ModuleType:
     try:
         from trainhub.server import commands
     except ImportError as exc:  # the server extra is not installed

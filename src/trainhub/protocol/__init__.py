@@ -186,7 +186,9 @@ class ModelOut(TypedDict):
 
 
 class StatusUpdate(TypedDict):
-    status: str  # a ModelStatus value
+    """At least one of the two: a new status, and/or the metrics of the run's final evaluation."""
+
+    status: NotRequired[str]  # a ModelStatus value
     final_metrics: NotRequired[dict[str, float | None]]
 
 
