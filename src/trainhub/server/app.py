@@ -1,0 +1,80 @@
+"""The FastAPI application factory of the hub server.
+
+``create_app(settings)`` wires: routes (thin) -> services -> store / objects. The lifespan
+migrates and opens the store, opens the object store, and closes both on shutdown.
+Middleware (outermost first): API-key check on ``/api/v1``, then the JSON body cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from trainhub import __version__
+from trainhub.protocol import API_PREFIX
+from trainhub.server.auth import ApiAuthMiddleware, Authenticator
+from trainhub.server.backends import open_objects, open_store
+from trainhub.server.errors import install_error_handlers
+from trainhub.server.limits import JsonBodyLimitMiddleware
+from trainhub.server.routes import checkpoints, events, keys, metrics, models, pages
+from trainhub.server.settings import ServerSettings
+from trainhub.web import STATIC_DIR
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the hub app.
+
+    Args:
+        settings: server settings (default: from ``TRAINHUB_*`` environment variables).
+
+    Returns:
+        The FastAPI app; its lifespan applies migrations, so it is ready once started.
+
+    Raises:
+        ConfigError: a database or storage URL has an unknown scheme.
+    """
+    settings = settings or ServerSettings()
+    # Creating the engine does not connect; the lifespan migrates (and so first connects).
+    store = open_store(settings.database_url)
+    authenticator = Authenticator(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(store.migrate)
+        objects = await run_in_threadpool(open_objects, settings.storage_url)
+        app.state.objects = objects
+        try:
+            yield
+        finally:
+            objects.close()
+            store.close()
+
+    app = FastAPI(
+        title="trainhub",
+        version=__version__,
+        summary="A self-hosted training hub: metrics, checkpoints and heartbeats of training runs.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.authenticator = authenticator
+
+    install_error_handlers(app)
+    # add_middleware prepends: the last added runs first, so auth runs before the body cap.
+    app.add_middleware(JsonBodyLimitMiddleware)
+    app.add_middleware(ApiAuthMiddleware, authenticator=authenticator)
+
+    for module in (models, metrics, checkpoints, events, keys):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    return app

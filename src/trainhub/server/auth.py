@@ -1,0 +1,159 @@
+"""Authentication: API keys on ``/api/v1`` and web sessions for pages.
+
+* Every ``/api/v1`` route except ``/health`` needs an unrevoked key, as
+  ``Authorization: Bearer <key>`` or ``x-api-key: <key>``; GET/HEAD requests may instead carry
+  the web session cookie (so links from pages to downloads work). Otherwise: 401 ``unauthorized``.
+* Key management routes need an admin key (403 ``forbidden``), see :func:`require_admin`.
+* ``last_used_at`` is written at most once per :data:`TOUCH_INTERVAL_SECONDS` per key and
+  process, so a busy client does not turn every read into a write.
+
+The check is ASGI middleware rather than a FastAPI dependency because FastAPI parses the body
+before it runs dependencies: an anonymous request with bad JSON must still get 401, not 400.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from trainhub.protocol import API_PREFIX, HEADER_API_KEY, ErrorCode
+from trainhub.server.errors import ApiError, error_response
+from trainhub.server.services.keys import KEY_RE, hash_secret
+from trainhub.server.store import keys as q
+from trainhub.server.store.engine import Store
+from trainhub.server.store.tables import utcnow
+
+__all__ = [
+    "SESSION_COOKIE",
+    "SESSION_TTL",
+    "TOUCH_INTERVAL_SECONDS",
+    "ApiAuthMiddleware",
+    "Authenticator",
+    "Principal",
+    "require_admin",
+]
+
+SESSION_COOKIE = "trainhub_session"
+SESSION_TTL = timedelta(days=14)
+TOUCH_INTERVAL_SECONDS = 60.0
+_PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, name and whether it is an admin key."""
+
+    key_id: str
+    name: str
+    is_admin: bool
+
+
+class Authenticator:
+    """Checks keys and sessions against the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _principal(self, row: Any) -> Principal:
+        self._maybe_touch(row["id"])
+        return Principal(key_id=row["id"], name=row["name"], is_admin=bool(row["is_admin"]))
+
+    def _maybe_touch(self, key_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._touched.get(key_id)
+            if last is not None and now - last < TOUCH_INTERVAL_SECONDS:
+                return
+            self._touched[key_id] = now
+        with self._store.write() as conn:
+            q.touch_key(conn, key_id, utcnow())
+
+    def authenticate_key(self, key: str) -> Principal | None:
+        """The principal of a valid, unrevoked key, else None."""
+        if not KEY_RE.match(key):
+            return None  # never query for something that cannot be a key
+        with self._store.read() as conn:
+            row = q.find_key(conn, hash_secret(key))
+        if row is None or row["revoked_at"] is not None:
+            return None
+        return self._principal(row)
+
+    def authenticate_session(self, token: str) -> Principal | None:
+        """The principal behind a valid web session token, else None."""
+        if not token or len(token) > 128:
+            return None
+        with self._store.read() as conn:
+            row = q.find_session_key(conn, hash_secret(token), utcnow())
+        return self._principal(row) if row is not None else None
+
+    def create_session(self, principal: Principal) -> str:
+        """Start a web session for a key; returns the cookie token (only its hash is stored)."""
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self._store.write() as conn:
+            q.insert_session(conn, hash_secret(token), principal.key_id, now, now + SESSION_TTL)
+        return token
+
+    def end_session(self, token: str) -> None:
+        """Forget a web session."""
+        with self._store.write() as conn:
+            q.delete_session(conn, hash_secret(token))
+
+
+def key_from_headers(headers: Headers) -> str | None:
+    """The API key of a request (Bearer or x-api-key), if any."""
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return headers.get(HEADER_API_KEY) or None
+
+
+class ApiAuthMiddleware:
+    """Rejects unauthenticated ``/api/v1`` requests with 401 before anything else runs."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(API_PREFIX + "/") or path in _PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        principal: Principal | None = None
+        key = key_from_headers(headers)
+        if key is not None:
+            principal = await run_in_threadpool(self.authenticator.authenticate_key, key)
+        elif scope.get("method") in ("GET", "HEAD"):
+            token = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+            if token:
+                principal = await run_in_threadpool(self.authenticator.authenticate_session, token)
+        if principal is None:
+            message = "invalid or revoked API key" if key else "an API key is required"
+            response = error_response(401, ErrorCode.UNAUTHORIZED, message, {"www-authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def require_admin(request: Request) -> Principal:
+    """FastAPI dependency: the caller must hold an admin key (403 ``forbidden``)."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal) or not principal.is_admin:
+        raise ApiError(403, ErrorCode.FORBIDDEN, "this route needs an admin key")
+    return principal

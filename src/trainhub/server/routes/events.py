@@ -1,0 +1,27 @@
+"""Routes of anonymous usage events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from trainhub.server.routes.deps import StoreDep
+from trainhub.server.schemas import EventsBatchIn
+from trainhub.server.services import events as svc
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["events"])
+
+
+@router.post("/events", status_code=202)
+def post_events(body: EventsBatchIn, store: StoreDep) -> dict[str, int]:
+    """Store a batch of anonymous usage events."""
+    return {"accepted": svc.record_events(store, body)}
+
+
+@router.get("/events/summary")
+def events_summary(store: StoreDep) -> dict[str, Any]:
+    """Counts per kind and per trainhub / ultralytics version."""
+    return svc.summary(store)

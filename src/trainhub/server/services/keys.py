@@ -1,0 +1,116 @@
+"""API keys: generation, hashing, listing, revocation, and the first-start admin key.
+
+Keys are ``ul_`` + 40 lowercase hex (160 random bits), stored as sha256 hex: with that much
+entropy a fast hash is enough, and lookups stay one indexed query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from trainhub.protocol import ErrorCode
+from trainhub.server.errors import ApiError, ConfigError
+from trainhub.server.services import iso
+from trainhub.server.store import keys as q
+from trainhub.server.store.engine import Store
+from trainhub.server.store.tables import utcnow
+
+__all__ = [
+    "KEY_RE",
+    "bootstrap_admin",
+    "create_key",
+    "generate_key",
+    "hash_secret",
+    "is_registered",
+    "key_out",
+    "list_keys",
+    "revoke_key",
+]
+
+KEY_RE = re.compile(r"^ul_[0-9a-f]{40}$")
+
+
+def generate_key() -> str:
+    """A new random key."""
+    return "ul_" + secrets.token_hex(20)
+
+
+def hash_secret(secret: str) -> str:
+    """sha256 hex of a key or session token."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def key_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The public view of a key (never its hash or plaintext)."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "prefix": row["prefix"],
+        "is_admin": bool(row["is_admin"]),
+        "created_at": iso(row["created_at"]),
+        "last_used_at": iso(row["last_used_at"]),
+        "revoked_at": iso(row["revoked_at"]),
+    }
+
+
+def create_key(
+    store: Store, name: str, *, is_admin: bool, plaintext: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """Create a key (random unless ``plaintext`` is given); returns ``(key, plaintext)``.
+
+    The plaintext is returned once and never stored.
+    """
+    secret = plaintext or generate_key()
+    if not KEY_RE.match(secret):
+        raise ConfigError("an API key must be 'ul_' followed by 40 lowercase hex characters")
+    row = {
+        "id": secrets.token_hex(6),
+        "name": name,
+        "key_hash": hash_secret(secret),
+        "prefix": secret[:9],
+        "is_admin": is_admin,
+        "created_at": utcnow(),
+    }
+    with store.write() as conn:
+        q.insert_key(conn, row)
+        saved = q.find_key(conn, hash_secret(secret))
+    assert saved is not None
+    return key_out(saved), secret
+
+
+def list_keys(store: Store) -> list[dict[str, Any]]:
+    """Every key, oldest first."""
+    with store.read() as conn:
+        return [key_out(r) for r in q.list_keys(conn)]
+
+
+def revoke_key(store: Store, key_id: str) -> dict[str, Any]:
+    """Revoke a key and end its web sessions; ApiError 404 ``key_not_found``."""
+    with store.write() as conn:
+        row = q.revoke_key(conn, key_id, utcnow())
+    if row is None:
+        raise ApiError(404, ErrorCode.KEY_NOT_FOUND, f"no key with id {key_id!r}")
+    return key_out(row)
+
+
+def bootstrap_admin(store: Store, admin_key: str | None) -> tuple[str | None, bool]:
+    """On an empty key table, register ``admin_key`` or generate one.
+
+    Returns ``(plaintext, generated)``: the new key and whether it was generated (and so must be
+    shown once); ``(None, False)`` if keys already exist.
+    """
+    with store.read() as conn:
+        if q.count_keys(conn):
+            return None, False
+    _, secret = create_key(store, "admin", is_admin=True, plaintext=admin_key)
+    return secret, admin_key is None
+
+
+def is_registered(store: Store, key: str) -> bool:
+    """Whether a key (revoked or not) is in the table."""
+    with store.read() as conn:
+        return q.find_key(conn, hash_secret(key)) is not None

@@ -1,0 +1,191 @@
+"""Projects and models: creation, reads with computed metrics, status, heartbeat, stop."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from trainhub.protocol import ErrorCode, ModelStatus
+from trainhub.server.errors import ApiError
+from trainhub.server.schemas import ModelCreateIn, StatusUpdateIn
+from trainhub.server.services import iso
+from trainhub.server.store import models as q
+from trainhub.server.store.engine import Store
+from trainhub.server.store.tables import utcnow
+
+__all__ = [
+    "create_model",
+    "create_project",
+    "get_model",
+    "heartbeat",
+    "list_models",
+    "list_projects",
+    "mark_training",
+    "model_out",
+    "request_stop",
+    "require_model",
+    "update_status",
+]
+
+#: States that a sign of life (heartbeat, metrics, checkpoint) moves to ``training``.
+_REVIVABLE = (ModelStatus.NEW, ModelStatus.STALLED, ModelStatus.CRASHED)
+
+
+def _best(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float | None], int | None]:
+    best: dict[str, float | None] = {}
+    last: int | None = None
+    for r in rows:
+        last = r["last_step"] if last is None else max(last, r["last_step"])
+        name = r["name"]
+        if "loss" in name.lower():
+            best[name] = r["min"]
+        elif name.startswith("metrics/"):
+            best[name] = r["max"]
+    return dict(sorted(best.items())), last
+
+
+def model_out(row: Mapping[str, Any], summary: Sequence[Mapping[str, Any]], base_url: str) -> dict[str, Any]:
+    """The API view of a model row (:class:`trainhub.protocol.ModelOut`)."""
+    best, last_epoch = _best(summary)
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "project": row["project"],
+        "status": row["status"],
+        "config": row["config"] or {},
+        "epochs": row["epochs"],
+        "task": row["task"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "last_heartbeat_at": iso(row["last_heartbeat_at"]),
+        "agent": row["agent"],
+        "last_epoch": last_epoch,
+        "best_metrics": best,
+        "final_metrics": row["final_metrics"] or {},
+        "stop_requested": bool(row["stop_requested"]),
+        "url": f"{base_url}/models/{row['id']}",
+    }
+
+
+def require_model(conn: Connection, model_id: str) -> Mapping[str, Any]:
+    """The model row, or ApiError 404 ``model_not_found``."""
+    row = q.get_model(conn, model_id)
+    if row is None:
+        raise ApiError(404, ErrorCode.MODEL_NOT_FOUND, f"no model with id {model_id!r}")
+    return row
+
+
+def mark_training(conn: Connection, model: Mapping[str, Any]) -> str:
+    """Move a new/stalled/crashed model to ``training``; returns the resulting status."""
+    now = utcnow()
+    if model["status"] in _REVIVABLE:
+        q.update_model(conn, model["id"], status=ModelStatus.TRAINING.value, updated_at=now)
+        return ModelStatus.TRAINING.value
+    q.update_model(conn, model["id"], updated_at=now)
+    return str(model["status"])
+
+
+def _read_out(conn: Connection, model_id: str, base_url: str) -> dict[str, Any]:
+    row = require_model(conn, model_id)
+    return model_out(row, q.metric_summaries(conn, [model_id]).get(model_id, []), base_url)
+
+
+def create_project(store: Store, name: str) -> dict[str, Any]:
+    """Create a project (idempotent by name)."""
+    with store.write() as conn:
+        q.ensure_project(conn, store.dialect, name, utcnow())
+    return next(p for p in list_projects(store) if p["name"] == name)
+
+
+def list_projects(store: Store) -> list[dict[str, Any]]:
+    """Every project: name, created_at, model_count."""
+    with store.read() as conn:
+        rows = q.list_projects(conn)
+    return [
+        {"name": r["name"], "created_at": iso(r["created_at"]), "model_count": int(r["model_count"])}
+        for r in rows
+    ]
+
+
+def create_model(
+    store: Store, model_id: str | None, body: ModelCreateIn, base_url: str
+) -> tuple[dict[str, Any], bool]:
+    """Create a model (server-made id when ``model_id`` is None) or get the existing one.
+
+    Returns ``(model, created)``. An existing model is returned unchanged (create-or-get).
+    """
+    now = utcnow()
+    with store.write() as conn:
+        if model_id is None:
+            model_id = secrets.token_hex(10)
+        elif q.get_model(conn, model_id) is not None:
+            return _read_out(conn, model_id, base_url), False
+        project_id = q.ensure_project(conn, store.dialect, body.project, now)
+        created = q.insert_model(
+            conn,
+            store.dialect,
+            {
+                "id": model_id,
+                "name": body.name,
+                "project_id": project_id,
+                "status": ModelStatus.NEW.value,
+                "config": body.config,
+                "epochs": body.epochs,
+                "task": body.task,
+                "created_at": now,
+                "updated_at": now,
+                "stop_requested": False,
+            },
+        )
+        return _read_out(conn, model_id, base_url), created
+
+
+def get_model(store: Store, model_id: str, base_url: str) -> dict[str, Any]:
+    """One model, or ApiError 404."""
+    with store.read() as conn:
+        return _read_out(conn, model_id, base_url)
+
+
+def list_models(
+    store: Store, base_url: str, *, project: str | None = None, q_text: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Models newest first, filtered by project name and name substring."""
+    with store.read() as conn:
+        rows = q.list_models(conn, project=project, q=q_text, limit=limit)
+        summaries = q.metric_summaries(conn, [r["id"] for r in rows])
+    return [model_out(r, summaries.get(r["id"], []), base_url) for r in rows]
+
+
+def update_status(store: Store, model_id: str, body: StatusUpdateIn, base_url: str) -> dict[str, Any]:
+    """Set a model's status (and final metrics, if given)."""
+    with store.write() as conn:
+        require_model(conn, model_id)
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if body.status is not None:
+            values["status"] = body.status.value
+        if body.final_metrics is not None:
+            values["final_metrics"] = body.final_metrics
+        q.update_model(conn, model_id, **values)
+        return _read_out(conn, model_id, base_url)
+
+
+def heartbeat(store: Store, model_id: str, agent: str) -> dict[str, Any]:
+    """Record a heartbeat; returns the model's stable agent id, status and stop flag."""
+    with store.write() as conn:
+        model = require_model(conn, model_id)
+        status = mark_training(conn, model)
+        # Generated once per model and echoed forever, so the client can tell "same run" apart.
+        agent_id = model["agent_id"] or secrets.token_hex(8)
+        q.update_model(conn, model_id, agent=agent, agent_id=agent_id, last_heartbeat_at=utcnow())
+        return {"agent_id": agent_id, "status": status, "stop_requested": bool(model["stop_requested"])}
+
+
+def request_stop(store: Store, model_id: str, base_url: str) -> dict[str, Any]:
+    """Ask the run to stop; the next heartbeat reply carries ``stop_requested=true``."""
+    with store.write() as conn:
+        require_model(conn, model_id)
+        q.update_model(conn, model_id, stop_requested=True, updated_at=utcnow())
+        return _read_out(conn, model_id, base_url)

@@ -1,0 +1,99 @@
+"""SQL of API keys and web sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from trainhub.server.store.rows import as_dict
+from trainhub.server.store.tables import api_keys, web_sessions
+
+__all__ = [
+    "count_keys",
+    "delete_session",
+    "find_key",
+    "find_session_key",
+    "insert_key",
+    "insert_session",
+    "list_keys",
+    "revoke_key",
+    "touch_key",
+]
+
+_PUBLIC = (
+    api_keys.c.id,
+    api_keys.c.name,
+    api_keys.c.prefix,
+    api_keys.c.is_admin,
+    api_keys.c.created_at,
+    api_keys.c.last_used_at,
+    api_keys.c.revoked_at,
+)
+
+
+def count_keys(conn: Connection) -> int:
+    """Number of keys, revoked ones included."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
+
+
+def insert_key(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Insert one key row (the hash, never the plaintext)."""
+    conn.execute(sa.insert(api_keys).values(**row))
+
+
+def find_key(conn: Connection, key_hash: str) -> Mapping[str, Any] | None:
+    """The key with this hash (revoked or not), or None."""
+    row = conn.execute(sa.select(*_PUBLIC).where(api_keys.c.key_hash == key_hash)).first()
+    return as_dict(row) if row else None
+
+
+def list_keys(conn: Connection) -> list[Mapping[str, Any]]:
+    """Every key, oldest first, without hashes."""
+    return [as_dict(r) for r in conn.execute(sa.select(*_PUBLIC).order_by(api_keys.c.created_at))]
+
+
+def revoke_key(conn: Connection, key_id: str, now: datetime) -> Mapping[str, Any] | None:
+    """Revoke a key (idempotent; keeps the first revocation time) and drop its web sessions."""
+    live = sa.and_(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    conn.execute(sa.update(api_keys).where(live).values(revoked_at=now))
+    conn.execute(sa.delete(web_sessions).where(web_sessions.c.key_id == key_id))
+    row = conn.execute(sa.select(*_PUBLIC).where(api_keys.c.id == key_id)).first()
+    return as_dict(row) if row else None
+
+
+def touch_key(conn: Connection, key_id: str, now: datetime) -> None:
+    """Record that a key was used."""
+    conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
+
+def insert_session(
+    conn: Connection, token_hash: str, key_id: str, now: datetime, expires_at: datetime
+) -> None:
+    """Store a web session (its token hash only) and drop expired ones."""
+    conn.execute(sa.delete(web_sessions).where(web_sessions.c.expires_at < now))
+    row = {"token_hash": token_hash, "key_id": key_id, "created_at": now, "expires_at": expires_at}
+    conn.execute(sa.insert(web_sessions).values(**row))
+
+
+def find_session_key(conn: Connection, token_hash: str, now: datetime) -> Mapping[str, Any] | None:
+    """The unrevoked key behind an unexpired session, or None."""
+    query = (
+        sa.select(*_PUBLIC)
+        .join(web_sessions, web_sessions.c.key_id == api_keys.c.id)
+        .where(
+            web_sessions.c.token_hash == token_hash,
+            web_sessions.c.expires_at > now,
+            api_keys.c.revoked_at.is_(None),
+        )
+    )
+    row = conn.execute(query).first()
+    return as_dict(row) if row else None
+
+
+def delete_session(conn: Connection, token_hash: str) -> None:
+    """Forget one web session."""
+    conn.execute(sa.delete(web_sessions).where(web_sessions.c.token_hash == token_hash))

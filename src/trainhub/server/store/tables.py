@@ -1,0 +1,149 @@
+"""SQLAlchemy Core tables of the store (the Alembic migrations create exactly these).
+
+Portable types only (they must work on SQLite now and PostgreSQL later): ``Double`` for metric
+values (never float32), ``BigInteger`` for sizes, ``JSON`` for free-form dicts and
+:class:`UtcDateTime` for timestamps.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "UtcDateTime",
+    "api_keys",
+    "checkpoints",
+    "events",
+    "metadata",
+    "metric_points",
+    "models",
+    "projects",
+    "utcnow",
+    "web_sessions",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC (SQLite keeps no time zone; this keeps both equal)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTime needs an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("epochs", sa.Integer, nullable=True),
+    sa.Column("task", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("last_heartbeat_at", UtcDateTime, nullable=True),
+    sa.Column("agent", sa.String(200), nullable=True),
+    sa.Column("agent_id", sa.String(64), nullable=True),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("final_metrics", sa.JSON, nullable=True),
+    sa.Column("final_map", sa.Double, nullable=True),
+)
+
+metric_points = sa.Table(
+    "metric_points",
+    metadata,
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Double, nullable=True),
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("epoch", sa.Integer, nullable=True),
+    sa.Column("is_best", sa.Boolean, nullable=False),
+    sa.Column("map", sa.Double, nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(64), nullable=False, index=True),
+    sa.Column("install_id", sa.String(200), nullable=False),
+    sa.Column("task", sa.String(200), nullable=True),
+    sa.Column("mode", sa.String(200), nullable=True),
+    sa.Column("versions", sa.JSON, nullable=False),
+    sa.Column("trainhub_version", sa.String(64), nullable=True),
+    sa.Column("ultralytics_version", sa.String(64), nullable=True),
+    sa.Column("ts", sa.Double, nullable=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
