@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything trainhub needs for its tests into a virtualenv OUTSIDE the checkout, then run
+# the linters, the type checker and the whole test suite (heavy tests included).
+#
+#   bash scripts/test.sh [pytest args...]
+#
+# TRAINHUB_VENV picks the virtualenv (default ~/.cache/trainhub-dev/venv). The venv lives outside
+# the repo on purpose: ultralytics writes datasets and runs next to a venv it finds in a git tree.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${TRAINHUB_VENV:-$HOME/.cache/trainhub-dev/venv}
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "== creating virtualenv $venv"
+  "$python" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+echo "== installing torch (CPU use), ultralytics and trainhub[dev]"
+"${pip[@]}" install --upgrade pip
+# Pin torch + torchvision first so nothing else pulls a different (multi-GB) torch build.
+"${pip[@]}" install "torch==2.14.1" "torchvision==0.29.1"
+"${pip[@]}" install -e "$repo[dev,ultralytics]"
+
+cd "$repo"
+echo "== ruff"
+"$venv/bin/ruff" check src tests benchmarks
+echo "== mypy --strict"
+"$venv/bin/mypy"
+echo "== pytest"
+"$venv/bin/python" -m pytest "$@"
