@@ -186,7 +186,12 @@ class Transport:
         except httpx.TimeoutException as exc:
             return Result(None, error="timeout", message=f"{type(exc).__name__}: {exc}")
         except (httpx.TransportError, OSError) as exc:
-            # TransportError covers connect/read/write/protocol errors; OSError a file vanishing mid-upload.
+            # TransportError covers connect/read/write/protocol errors; OSError a file vanishing or
+            # shrinking mid-upload (see _chunks).
+            return Result(None, error="connection", message=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # httpcore lets some h11 errors through unwrapped (e.g. "Too little data for declared
+            # Content-Length"). One attempt failing must never kill the worker: report and retry.
             return Result(None, error="connection", message=f"{type(exc).__name__}: {exc}")
         try:
             body = response.json() if response.content else None
@@ -229,7 +234,9 @@ def _chunks(file: str | Path, size: int, progress: bool) -> Iterator[bytes]:
             while remaining > 0:
                 chunk = f.read(min(CHUNK_SIZE, remaining))
                 if not chunk:
-                    break
+                    # Ultralytics rewrites last.pt in place (and strips it at the end): a file that
+                    # shrank under us fails this attempt; the worker hashes it again and retries.
+                    raise OSError(f"{file} shrank to {size - remaining} bytes during the upload")
                 remaining -= len(chunk)
                 if bar is not None:
                     bar.update(len(chunk))
