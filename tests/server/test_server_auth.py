@@ -102,7 +102,7 @@ def test_keys_cli_create_list_revoke(hub_server: HubServer) -> None:
 
 def test_first_start_prints_a_generated_admin_key_once(hub_server_factory: Callable[..., HubServer]) -> None:
     server = hub_server_factory(admin_key=None)
-    printed = [line for line in server.output if "Admin API key (shown once" in line]
+    printed = [line for line in server.output if "admin API key (shown once" in line]
     assert len(printed) == 1
     key = KEY_RE.search(printed[0])
     assert key is not None

@@ -65,6 +65,8 @@ def serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         return _fail(_settings_error(exc))
     logging.basicConfig(level=settings.log_level.upper() if settings.log_level != "trace" else "DEBUG")
+    # Alembic reports every (idempotent) migration check at INFO; only its problems matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     try:
         store = open_store(settings.database_url)
@@ -72,9 +74,9 @@ def serve(args: argparse.Namespace) -> int:
         admin_key = settings.admin_key_value()
         secret, generated = bootstrap_admin(store, admin_key)
         if generated:
-            print(f"Admin API key (shown once, store it now): {secret}", flush=True)
+            print(f"trainhub: admin API key (shown once, store it now): {secret}", flush=True)
         elif secret is not None:
-            print("Registered the admin key from TRAINHUB_ADMIN_KEY.", flush=True)
+            print("trainhub: registered the admin key from TRAINHUB_ADMIN_KEY.", flush=True)
         elif admin_key is not None and not is_registered(store, admin_key):
             logging.getLogger("trainhub.server").warning(
                 "TRAINHUB_ADMIN_KEY is set but not registered: it only applies to an empty key table"
@@ -107,6 +109,11 @@ def serve(args: argparse.Namespace) -> int:
             if self.started:  # lifespan (migrations, object store) finished without error
                 print(f"trainhub listening on {listen_url}", flush=True)
                 print(f"trainhub data dir: {settings.data_dir}", flush=True)
+                print(
+                    f"trainhub: open {settings.public_url} and log in with an API key "
+                    "(new keys: trainhub keys create)",
+                    flush=True,
+                )
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
