@@ -121,7 +121,8 @@ def test_three_epochs_reach_the_hub_complete(
     best = Path(run.result["best"])
     assert best.is_relative_to(tmp_path)  # runs stayed in the test's directory
 
-    assert f"View model at {hub_server.url}/models/{model_id}" in run.stdout
+    # Printed twice: when training starts and when it ends.
+    assert run.stdout.count(f"View model at {hub_server.url}/models/{model_id}") == 2, describe(run)
     assert "internal error" not in run.stderr, describe(run)
 
     with api(hub_server) as client:

@@ -153,6 +153,11 @@ def _make_session_starter(
             rate_limits=rate_limits,
             **session_kwargs,
         )
+        model_url = getattr(trainer.hub_session, "model_url", None)
+        if model_url:  # a NullSession (disabled) has no page
+            message = f"{hub.PREFIX}View model at {model_url}"
+            LOGGER.info(message)
+            print(message, flush=True)
 
     return hub.guarded(on_pretrain_routine_start)
 
