@@ -12,7 +12,11 @@ timed on the calling thread with ``perf_counter_ns``). Hub states:
 * slow: a loopback server that takes 5 s to answer each request.
 
 The rate limits are set to 0 so every epoch releases its metrics and uploads a checkpoint: the
-worst case for the training thread. Nothing here installs anything.
+worst case for the training thread. Between epochs the loop "trains" for ``--epoch-seconds``
+(default 0.02 s, spent in ``time.sleep``, which releases the GIL as torch kernels do); with
+``--epoch-seconds 0`` the callbacks run back to back and the worker thread, busy sending the
+previous epochs, competes with the training thread for the GIL and the two cores at every call
+(a stress case: real epochs take seconds). Nothing here installs anything.
 """
 
 from __future__ import annotations
@@ -140,7 +144,7 @@ def percentiles(ns: list[int]) -> dict[str, float]:
     }
 
 
-def run_state(state: str, url: str, epochs: int, tmp: Path) -> dict[str, Any]:
+def run_state(state: str, url: str, epochs: int, tmp: Path, epoch_seconds: float) -> dict[str, Any]:
     from trainhub import HubSession
     from trainhub.callbacks import hub as cb
 
@@ -155,6 +159,8 @@ def run_state(state: str, url: str, epochs: int, tmp: Path) -> dict[str, Any]:
     cb.on_pretrain_routine_end(trainer)
     fit, save = [], []
     for epoch in range(1, epochs + 1):  # epoch 0 would import ultralytics for the model info
+        if epoch_seconds:
+            time.sleep(epoch_seconds)  # the epoch's training work
         trainer.epoch = epoch
         cb.on_train_epoch_end(trainer)
         t0 = time.perf_counter_ns()
@@ -167,7 +173,8 @@ def run_state(state: str, url: str, epochs: int, tmp: Path) -> dict[str, Any]:
     pending = session.spool.pending() if hasattr(session.spool, "pending") else None
     session.alive = False
     session.close(timeout=0 if state != "up" else 30)
-    return {"state": state, "epochs": epochs, "on_fit_epoch_end": percentiles(fit),
+    return {"state": state, "epochs": epochs, "epoch_seconds": epoch_seconds,
+            "on_fit_epoch_end": percentiles(fit),
             "on_model_save": percentiles(save), "pending_at_end": pending}
 
 
@@ -176,6 +183,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--epoch-seconds", type=float, default=0.02, help="simulated training time per epoch")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     os.environ.setdefault("TRAINHUB_EVENTS", "0")
@@ -185,7 +193,8 @@ def main() -> None:
         tmp = Path(d)
         for state, ctx in (("up", real_hub(tmp)), ("down", down_hub()), ("slow", slow_hub())):
             with ctx as url:
-                results.append(run_state(state, url, args.epochs, tmp))
+                results.append(run_state(state, url, args.epochs, tmp, args.epoch_seconds))
+    print(f"epochs={args.epochs} epoch_seconds={args.epoch_seconds}")
     print(f"{'hub':<6}{'callback':<18}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for r in results:
         for name in ("on_fit_epoch_end", "on_model_save"):

@@ -1,7 +1,10 @@
-"""The durable spool: ordering, replacement, recovery after a crash, bounds and drop counting."""
+"""The durable spool: ordering, replacement, recovery after a crash, bounds and drop counting, threads and
+checkpoints."""
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import statistics
 import threading
 import time
@@ -9,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from trainhub.client import spool as spool_module
 from trainhub.client.errors import SpoolError
 from trainhub.client.spool import Spool
 
@@ -190,3 +194,138 @@ def test_closed_spool_raises_spool_error(spool: Spool) -> None:
     spool.close()  # idempotent
     with pytest.raises(SpoolError):
         spool.put("event", {})
+
+
+# -- threads, connections and checkpoints -------------------------------------------------------------
+
+
+def test_training_thread_writes_do_not_wait_for_another_threads_read(spool: Spool) -> None:
+    # The old design shared one connection under one lock: a long read on the worker thread (or a
+    # checkpoint) held up the training thread's put. Now each thread has its own connection.
+    spool.put("event", {"n": 0})
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_read() -> None:
+        with spool._locked() as conn:
+            conn.execute("BEGIN")
+            conn.execute("SELECT COUNT(*) FROM items").fetchone()  # holds a read snapshot
+            inside.set()
+            leave.wait(30)
+            conn.execute("COMMIT")
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    try:
+        assert inside.wait(10)
+        done = threading.Event()
+
+        def epoch_end() -> None:
+            spool.put("metrics", {"epoch": 1}, key="metrics:1", held=True, durable=True)
+            spool.release("metrics")
+            spool.put("checkpoint", {"path": "/w/last.pt"}, key="checkpoint:last")
+            done.set()
+
+        threading.Thread(target=epoch_end, daemon=True).start()
+        assert done.wait(10), "put() waited for another thread's read transaction"
+    finally:
+        leave.set()
+        reader.join(10)
+    assert [i.category for i in spool.items()] == ["event", "metrics", "checkpoint"]
+
+
+def test_durable_puts_use_a_full_sync_connection(spool: Spool) -> None:
+    with spool._locked(durable=True) as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync at every commit
+    with spool._locked() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_commits_never_checkpoint_at_sqlites_default_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_module, "CHECKPOINT_EVERY", 10**9)  # no checkpoint thread
+    spool = Spool(tmp_path / "s.db")
+    for n in range(1500):  # ~3 WAL pages each: well past SQLite's default of 1,000 pages
+        spool.put("event", {"n": n})
+    assert Path(f"{spool.path}-wal").stat().st_size > 1000 * 4096  # nobody checkpointed
+
+
+def test_the_checkpoint_thread_copies_the_wal_and_it_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_module, "CHECKPOINT_EVERY", 50)
+    spool = Spool(tmp_path / "s.db")
+    ran: list[str] = []
+    done = threading.Event()
+    real = Spool.checkpoint
+
+    def checkpoint(self: Spool) -> None:
+        real(self)
+        ran.append(threading.current_thread().name)
+        done.set()
+
+    monkeypatch.setattr(Spool, "checkpoint", checkpoint)
+    for n in range(50):
+        spool.put("event", {"n": n})
+    assert done.wait(10)
+    assert ran == ["trainhub-spool-checkpoint"]
+    spool.put("event", {"n": 50})
+    with spool._locked() as conn:
+        busy, log_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert busy == 0 and log_frames < 10  # the WAL was started over, not appended to
+    spool.close()
+
+
+def test_ack_and_nack_take_any_number_of_ids(spool: Spool) -> None:
+    ids = [spool.put("event", {"n": n}) for n in range(1200)]
+    assert len(spool.lease(1200)) == 1200
+    spool.nack([i for i in ids[:700] if i is not None], "503")
+    spool.ack([i for i in ids[700:] if i is not None] + [10**9])  # an unknown id is ignored
+    assert {(i.state, i.attempts) for i in spool.items()} == {("ready", 1)}
+    assert spool.pending() == 700
+    spool.ack([i.id for i in spool.lease(1000)])
+    assert spool.items() == [] and spool.stats()["bytes"] == 0
+
+
+def test_a_memory_spool_is_one_database_for_all_threads() -> None:
+    spool = Spool(":memory:")
+    spool.put("status", {"status": "training"})
+    leased: list[int] = []
+    t = threading.Thread(target=lambda: leased.extend(i.id for i in spool.lease(10)))
+    t.start()
+    t.join(10)
+    assert len(leased) == 1 and spool.items("leased")[0].id == leased[0]
+
+
+def test_close_closes_every_threads_connection(spool: Spool) -> None:
+    conns: list[sqlite3.Connection] = []
+
+    def use() -> None:
+        with spool._locked() as conn:
+            conns.append(conn)
+
+    t = threading.Thread(target=use)
+    t.start()
+    t.join(10)
+    spool.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        conns[0].execute("SELECT 1")
+    with pytest.raises(SpoolError):
+        spool.pending()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_while_the_write_lock_is_held_writes_on_its_own_connection(spool: Spool) -> None:
+    spool.put("model", {"name": "x"})
+    with spool._write_lock:  # as if the worker thread were writing at the moment of fork()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                spool.put("metrics", {"epoch": 1}, key="metrics:1")
+                code = 0
+            finally:
+                os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [i.category for i in spool.items()] == ["model", "metrics"]  # held/leased untouched

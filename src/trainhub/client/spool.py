@@ -18,8 +18,20 @@ One SQLite file per model, ``<spool_dir>/<model_id>.db``, in WAL mode. Item life
   is counted per (category, reason) in :meth:`Spool.stats`.
 * ``dead`` items are kept with their error message for inspection and a later re-send.
 
-Thread-safe: one connection shared under a lock (the training thread puts while the worker leases).
-Fork-safe: a forked child never touches the parent's connection; it opens its own on first use.
+Threads: each thread uses its own connections (opened on first use, closed by :meth:`Spool.close`), so
+a reader or a checkpoint on another thread never holds up a put() on the training thread (WAL lets readers
+and one writer run at once). Writes are serialized by a Python lock held only for the write itself (one
+or two statements): waiting on it wakes the waiter at once, where SQLite's busy
+handler sleeps 1 ms, then 2, 5... The ``":memory:"`` spool (the fallback when no file can be opened) has
+one connection shared by all threads under that lock: an in-memory database is private to its
+connection, and it does no I/O.
+
+Checkpoints: SQLite's automatic checkpoint runs inside whichever commit crosses its threshold, which may
+be the training thread's. Instead, every :data:`CHECKPOINT_EVERY` write transactions wake the spool's own
+checkpoint thread (not the worker's job: it may be stuck in a slow request for seconds, or not exist in
+offline mode). ``wal_autocheckpoint`` stays on only as a backstop (:data:`BACKSTOP_PAGES`).
+
+Fork-safe: a forked child never touches the parent's connections; it opens its own on first use.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -44,6 +56,10 @@ CATEGORIES: Final = ("model", "metrics", "checkpoint", "status", "event")
 #: Default bound of one spool's payload bytes.
 DEFAULT_MAX_BYTES: Final = 256 * 1024**2
 MEMORY: Final = ":memory:"
+#: Write transactions between two checkpoints (~3 WAL pages each: about SQLite's default of 1,000 pages).
+CHECKPOINT_EVERY: Final = 300
+#: ``wal_autocheckpoint`` of every connection, far above what the checkpoint thread lets the WAL reach.
+BACKSTOP_PAGES: Final = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -62,6 +78,9 @@ CREATE INDEX IF NOT EXISTS items_key ON items (key);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Statements on a list of ids take it as one JSON array: one statement (one transaction) for any count.
+_IDS = "id IN (SELECT value FROM json_each(?))"
+
 
 @dataclass(frozen=True)
 class Item:
@@ -75,6 +94,16 @@ class Item:
     attempts: int
     last_error: str | None
     created_at: float
+
+
+class _Connection(sqlite3.Connection):
+    """A connection of one thread (``":memory:"``: the only one)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Only ever contended by :meth:`Spool.close`, which must not close a connection in the middle
+        #: of another thread's statement.
+        self.lock = threading.Lock()
 
 
 class Spool:
@@ -95,50 +124,121 @@ class Spool:
         self.path = str(path)
         self.max_bytes = max_bytes
         self._clock = clock
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._closed = False
         self._dropped: dict[tuple[str, str], int] = {}
-        self._conn = self._connect(recover=True)
-        self._bytes = int(self._conn.execute("SELECT COALESCE(SUM(size), 0) FROM items").fetchone()[0])
+        self._reset()
+        first = self._thread_conn(recover=True)
+        self._bytes = int(first.execute("SELECT COALESCE(SUM(size), 0) FROM items").fetchone()[0])
+
+    def _reset(self) -> None:
+        # At open, and in a forked child: the inherited locks may be held by threads that do not exist
+        # there, and SQLite connections must not cross fork(); the parent's are left alone.
+        self._pid = os.getpid()
+        self._write_lock = threading.Lock()
+        self._conns_lock = threading.Lock()
+        self._conns: list[_Connection] = []
+        self._local = threading.local()
+        self._shared: _Connection | None = None  # the one connection of a ":memory:" spool
+        self._commits = 0  # write transactions since the last checkpoint (under _write_lock)
+        self._checkpoint_due = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     @classmethod
     def for_model(cls, spool_dir: str | Path, model_id: str, **kwargs: Any) -> Spool:
         """The spool of one model: ``<spool_dir>/<model_id>.db``."""
         return cls(Path(spool_dir) / f"{model_id}.db", **kwargs)
 
-    def _connect(self, *, recover: bool) -> sqlite3.Connection:
+    def _connect(self, *, recover: bool = False, durable: bool = False) -> _Connection:
         try:
             if self.path != MEMORY:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            # check_same_thread=False: the connection is shared by two threads, always under self._lock.
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            # check_same_thread=False only so that close() can close every thread's connection; each
+            # one is otherwise used by its own thread (or, for ":memory:", under the write lock).
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30, factory=_Connection
+            )
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            if recover:
+            # A durable connection fsyncs the WAL at every commit; the others only at checkpoints.
+            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+            if recover:  # the first connection of this process
+                conn.executescript(_SCHEMA)
                 conn.execute("UPDATE items SET state='ready' WHERE state IN ('leased', 'held')")
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool {self.path}: {exc}") from exc
         return conn
 
-    @contextmanager
-    def _locked(self) -> Iterator[sqlite3.Connection]:
+    def _thread_conn(self, *, recover: bool = False, durable: bool = False) -> _Connection:
+        """The calling thread's connection, opened on its first use (in this process).
+
+        A thread has a second, ``durable`` connection for the commits that must fsync (once per epoch on
+        the training thread): switching one connection with ``PRAGMA synchronous`` would cost two more
+        statements per epoch, and every statement lets another thread take the GIL.
+        """
         if os.getpid() != self._pid:
-            # A forked child: the inherited lock may be held by a thread that does not exist here, and
-            # SQLite connections must not cross fork(). Start over without touching the parent's.
-            self._lock = threading.Lock()
-            self._pid = os.getpid()
-            self._conn = self._connect(recover=False)
-        with self._lock:
+            self._reset()
+        if self._closed:
+            raise SpoolError(f"the spool {self.path} is closed")
+        if self.path == MEMORY:  # nothing to fsync
+            with self._conns_lock:
+                if self._shared is None:
+                    self._shared = self._connect(recover=True)
+                    self._conns.append(self._shared)
+                return self._shared
+        name = "durable" if durable else "conn"
+        conn: _Connection | None = getattr(self._local, name, None)
+        if conn is None:
+            conn = self._connect(recover=recover, durable=durable)
+            with self._conns_lock:
+                if self._closed:
+                    conn.close()
+                    raise SpoolError(f"the spool {self.path} is closed")
+                self._conns.append(conn)
+            setattr(self._local, name, conn)
+        return conn
+
+    @contextmanager
+    def _locked(self, *, write: bool = False, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """The calling thread's connection (``durable``: the one whose commits fsync the WAL). Every
+        write passes ``write``, which takes the write lock."""
+        conn = self._thread_conn(durable=durable)
+        # ":memory:": one connection for all threads, so reads serialize on the write lock too.
+        with self._write_lock if write or conn is self._shared else nullcontext(), conn.lock:
             if self._closed:
                 raise SpoolError(f"the spool {self.path} is closed")
             try:
-                yield self._conn
+                yield conn
             except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise SpoolError(f"spool {self.path}: {exc}") from exc
+            if write:
+                self._commits += 1
+                if self._commits >= CHECKPOINT_EVERY and self.path != MEMORY:
+                    self._request_checkpoint()
+
+    def _request_checkpoint(self) -> None:
+        """Wake the checkpoint thread (started on first use in this process); under the write lock."""
+        self._commits = 0
+        if self._checkpointer is None or not self._checkpointer.is_alive():
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="trainhub-spool-checkpoint", daemon=True
+            )
+            try:
+                self._checkpointer.start()
+            except RuntimeError:  # no more threads: the backstop autocheckpoint still bounds the WAL
+                return
+        self._checkpoint_due.set()
+
+    def _checkpoint_loop(self) -> None:
+        due = self._checkpoint_due  # this process's: a forked child makes its own and its own thread
+        while not self._closed:
+            due.wait()
+            due.clear()
+            try:
+                self.checkpoint()
+            except SpoolError:  # closed meanwhile
+                return
 
     # -- training thread ---------------------------------------------------------------------------
 
@@ -171,38 +271,39 @@ class Spool:
             raise SpoolError(f"payload of a {category} item is not JSON: {exc}") from exc
         size = len(text)
         state = "held" if held else "ready"
-        with self._locked() as conn:
-            if durable:
-                conn.execute("PRAGMA synchronous=FULL")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                if key is not None:
-                    old = conn.execute(
-                        "SELECT id, size FROM items WHERE key=? AND state IN ('held','ready')", (key,)
-                    ).fetchone()
-                    if old is not None:
-                        conn.execute(
-                            "UPDATE items SET payload=?, size=?, state=? WHERE id=?",
-                            (text, size, state, old[0]),
-                        )
-                        conn.execute("COMMIT")
+        # No BEGIN/COMMIT: each statement commits by itself (the last one with the fsync when durable),
+        # and the write lock keeps the other writers of this process out between them. Fewer statements
+        # mean fewer chances for another thread to take the GIL while this one waits in SQLite.
+        with self._locked(write=True, durable=durable) as conn:
+            if key is not None:
+                old = conn.execute(
+                    "SELECT id, size FROM items WHERE key=? AND state IN ('held','ready')", (key,)
+                ).fetchone()
+                if old is not None:
+                    # The state again: another process (a forked child's worker) may have leased it.
+                    replaced = conn.execute(
+                        "UPDATE items SET payload=?, size=?, state=? "
+                        "WHERE id=? AND state IN ('held','ready')",
+                        (text, size, state, old[0]),
+                    ).rowcount
+                    if replaced:
                         self._bytes += size - int(old[1])
                         return int(old[0])
-                if self._bytes + size > self.max_bytes and not self._make_room(conn, category, size):
+            full = self._bytes + size > self.max_bytes
+            if full:  # rare: delete old events in one transaction with the insert
+                conn.execute("BEGIN IMMEDIATE")
+                if not self._make_room(conn, category, size):
                     conn.execute("COMMIT")
                     self._count_drop(category, "spool_full")
                     return None
-                cur = conn.execute(
-                    "INSERT INTO items (category, key, payload, size, state, created_at) "
-                    "VALUES (?,?,?,?,?,?)",
-                    (category, key, text, size, state, self._clock()),
-                )
+            cur = conn.execute(
+                "INSERT INTO items (category, key, payload, size, state, created_at) VALUES (?,?,?,?,?,?)",
+                (category, key, text, size, state, self._clock()),
+            )
+            if full:
                 conn.execute("COMMIT")
-                self._bytes += size
-                return int(cur.lastrowid or 0)
-            finally:
-                if durable:
-                    conn.execute("PRAGMA synchronous=NORMAL")
+            self._bytes += size
+            return int(cur.lastrowid or 0)
 
     def _make_room(self, conn: sqlite3.Connection, category: str, size: int) -> bool:
         """Delete the oldest unsent events until ``size`` more bytes fit; whether the new item goes in."""
@@ -224,7 +325,7 @@ class Spool:
 
     def release(self, category: str) -> int:
         """Make every held item of ``category`` ready; return how many."""
-        with self._locked() as conn:
+        with self._locked(write=True) as conn:
             return conn.execute(
                 "UPDATE items SET state='ready' WHERE state='held' AND category=?", (category,)
             ).rowcount
@@ -235,11 +336,27 @@ class Spool:
             if self.path != MEMORY:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database, so that the next write starts the WAL over (overwriting it).
+
+        Runs on the checkpoint thread (see the module docstring); callable from any thread.
+        """
+        if self.path == MEMORY:
+            return
+        # The bulk, concurrently with the writers: PASSIVE neither waits for them nor blocks them.
+        with self._locked() as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        # Then the few frames committed meanwhile, writers held off: only a WAL copied in full is
+        # started over by the next write. Without this, a writer that never pauses long enough would
+        # grow the WAL forever, and an fsync that grows a file costs about twice one that overwrites.
+        with self._write_lock, self._locked() as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     # -- worker thread -----------------------------------------------------------------------------
 
     def lease(self, n: int) -> list[Item]:
         """Up to ``n`` ready items, oldest first, now marked leased."""
-        with self._locked() as conn:
+        with self._locked(write=True) as conn:
             rows = conn.execute(
                 "UPDATE items SET state='leased' WHERE id IN "
                 "(SELECT id FROM items WHERE state='ready' ORDER BY id LIMIT ?) "
@@ -251,35 +368,32 @@ class Spool:
 
     def ack(self, ids: Iterable[int]) -> None:
         """Delete delivered items."""
-        with self._locked() as conn:
-            for item_id in ids:
-                row = conn.execute("DELETE FROM items WHERE id=? RETURNING size", (item_id,)).fetchone()
-                if row is not None:
-                    self._bytes -= int(row[0])
+        with self._locked(write=True) as conn:
+            rows = conn.execute(
+                f"DELETE FROM items WHERE {_IDS} RETURNING size", (_json_ids(ids),)
+            ).fetchall()
+            self._bytes -= sum(int(r[0]) for r in rows)
 
     def nack(self, ids: Iterable[int], error: str, *, permanent: bool = False) -> None:
         """A failed delivery: back to ready (counting the attempt), or to dead when ``permanent``."""
         state = "dead" if permanent else "ready"
-        with self._locked() as conn:
-            conn.executemany(
-                "UPDATE items SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
-                [(state, error, item_id) for item_id in ids],
+        with self._locked(write=True) as conn:
+            conn.execute(
+                f"UPDATE items SET state=?, attempts=attempts+1, last_error=? WHERE {_IDS}",
+                (state, error, _json_ids(ids)),
             )
 
     def record_attempt(self, ids: Iterable[int], error: str) -> None:
         """Count a failed attempt of leased items the worker keeps retrying."""
-        with self._locked() as conn:
-            conn.executemany(
-                "UPDATE items SET attempts=attempts+1, last_error=? WHERE id=?",
-                [(error, item_id) for item_id in ids],
+        with self._locked(write=True) as conn:
+            conn.execute(
+                f"UPDATE items SET attempts=attempts+1, last_error=? WHERE {_IDS}", (error, _json_ids(ids))
             )
 
     def requeue(self, ids: Iterable[int]) -> None:
         """Leased items that were not attempted (the worker is stopping) go back to ready."""
-        with self._locked() as conn:
-            conn.executemany(
-                "UPDATE items SET state='ready' WHERE id=? AND state='leased'", [(i,) for i in ids]
-            )
+        with self._locked(write=True) as conn:
+            conn.execute(f"UPDATE items SET state='ready' WHERE {_IDS} AND state='leased'", (_json_ids(ids),))
 
     # -- inspection --------------------------------------------------------------------------------
 
@@ -333,14 +447,24 @@ class Spool:
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a small value (the model id, the hub URL) so a later ``sync`` knows where to send."""
-        with self._locked() as conn:
+        with self._locked(write=True) as conn:
             conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
     def close(self) -> None:
         """Close the database (idempotent); later calls raise :class:`SpoolError`."""
-        with self._lock:
+        if os.getpid() != self._pid:
+            self._reset()  # a forked child: the parent's connections are not ours to close
+        with self._write_lock, self._conns_lock:
             if self._closed:
                 return
             self._closed = True
-            if os.getpid() == self._pid:
-                self._conn.close()
+            for conn in self._conns:
+                with conn.lock:  # not in the middle of another thread's read
+                    conn.close()
+            self._conns.clear()
+            self._shared = None
+        self._checkpoint_due.set()  # let the checkpoint thread see _closed and end
+
+
+def _json_ids(ids: Iterable[int]) -> str:
+    return json.dumps([int(i) for i in ids])
