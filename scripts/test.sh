@@ -22,6 +22,20 @@ echo "== installing torch (CPU use), ultralytics and trainhub[dev]"
 # Pin torch + torchvision first so nothing else pulls a different (multi-GB) torch build.
 "${pip[@]}" install "torch==2.14.1" "torchvision==0.29.1"
 "${pip[@]}" install -e "$repo[dev,ultralytics]"
+# aiohttp: ultralytics' Platform NDJSON datasets (else it pip-installs it mid-run).
+"${pip[@]}" install aiohttp
+# The HUB-era client (HUB protocol) beside the newest one, sharing torch; tests/compat runs it with
+# PYTHONPATH=$venv/ul114 (skipped, with the reason, when that directory is missing).
+if [ ! -d "$venv/ul114/hub_sdk" ]; then
+  echo "== installing ultralytics 8.4.114 + hub-sdk 0.0.25 into $venv/ul114"
+  "${pip[@]}" install --no-deps --target "$venv/ul114" "ultralytics==8.4.114" "hub-sdk==0.0.25"
+fi
+
+# The web UI tests drive Debian's Chromium through Playwright (no browser download, ever).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (web UI tests)"
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
 
 cd "$repo"
 echo "== ruff"

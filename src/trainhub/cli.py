@@ -3,6 +3,7 @@
 Commands:
     trainhub serve [--host] [--port] [--data-dir] [--database-url] [--storage-url] [--public-url]
     trainhub keys create [--name] [--admin] | keys list | keys revoke KEY_ID
+    trainhub datasets push PATH [--name] [--url] [--api-key] | datasets list [--url] [--api-key]
     trainhub version
 
 Server commands import the server lazily, so ``trainhub --help`` works with only the client
@@ -66,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     _add_store_args(kr)
 
+    ds = sub.add_parser("datasets", help="dataset zips on a hub (for HUB-style training with no local files)")
+    ds_sub = ds.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
+    dp = ds_sub.add_parser("push", help="upload a dataset zip; prints its id and reference")
+    dp.add_argument("path", help="the zip: one *.yaml (no 'path:' line) plus images and labels")
+    dp.add_argument("--name", default=None, help="dataset name (default: the zip's file name)")
+    dl = ds_sub.add_parser("list", help="list the hub's datasets")
+    for p in (dp, dl):
+        p.add_argument("--url", default=None, help="hub URL (default $TRAINHUB_URL or http://127.0.0.1:8000)")
+        p.add_argument("--api-key", default=None, help="API key (default $TRAINHUB_API_KEY)")
+
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -81,6 +92,29 @@ def _server_commands() -> ModuleType:
     return commands
 
 
+def _datasets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trainhub.client.settings import ClientSettings
+    from trainhub.datasets import DatasetError, list_datasets, push_dataset
+
+    settings = ClientSettings.from_env(url=args.url, api_key=args.api_key)
+    try:
+        if args.datasets_command == "push":
+            ds = push_dataset(Path(args.path), url=settings.url, api_key=settings.api_key, name=args.name)
+            print(f"Pushed dataset {ds['id']} ({ds['name']}, {ds['size']} bytes).")
+            print(f"Train on it: set a model's data to {ds['reference']}", flush=True)
+            return 0
+        rows = list_datasets(url=settings.url, api_key=settings.api_key)
+        print(f"{'ID':<22}{'SIZE':>12}  {'CREATED':<21}NAME")
+        for d in rows:
+            print(f"{d['id']:<22}{d['size'] or 0:>12}  {(d['created_at'] or '')[:19]:<21}{d['name']}")
+        return 0
+    except DatasetError as exc:
+        print(f"trainhub: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trainhub`` command; returns the exit code."""
     parser = build_parser()
@@ -89,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_server_commands().serve(args))
     if args.command == "keys":
         return int(_server_commands().keys(args))
+    if args.command == "datasets":
+        return _datasets(args)
     if args.command == "version":
         print(f"trainhub {__version__}")
         return 0

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,12 @@ def check_child(run: ChildRun, started: float) -> None:
 
 #: Directory holding ultralytics 8.4.114 (the last release with its own HUB callbacks), made with
 #: ``pip install --no-deps --target DIR ultralytics==8.4.114``; the old-client case runs only if set.
-OLD_ULTRALYTICS = os.environ.get("TRAINHUB_TEST_ULTRALYTICS_OLD")
+# The HUB-era ultralytics (8.4.114) that scripts/test.sh installs beside the newest one; another
+# directory can be named with TRAINHUB_TEST_ULTRALYTICS_OLD.
+_UL114 = Path(sys.prefix) / "ul114"
+OLD_ULTRALYTICS = os.environ.get("TRAINHUB_TEST_ULTRALYTICS_OLD") or (
+    str(_UL114) if (_UL114 / "ultralytics").is_dir() else None
+)
 
 
 @pytest.mark.parametrize(

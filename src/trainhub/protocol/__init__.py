@@ -19,6 +19,13 @@ Native REST API (all under :data:`API_PREFIX`, every call needs an API key sent 
 ``POST   /models/{id}/metrics`` :class:`MetricsBatch`      upsert epochs (a re-sent epoch replaces)
 ``GET    /models/{id}/metrics``                           every epoch row (:class:`EpochMetrics`)
 ``GET    /models/{id}/metrics/series?name=``              one metric as ``{"name", "epochs", "values"}``
+``GET    /models/{id}/charts[?max_points=1500]``          every metric downsampled (min/max buckets,
+                                                          keeps each series' min and max), grouped
+                                                          like Ultralytics' plots; ETag / 304
+``GET    /models/{id}/charts/series?name=&max_points=``   one metric downsampled
+``GET    /compare?ids=&ids=&metric=``                     one metric of several models, their final
+                                                          metrics and the train args that differ
+``POST   /models/{id}/stop``                              ask the run to stop (next heartbeat reply)
 ``PUT    /models/{id}/checkpoints/{kind}``                 raw body upload, query ``epoch``,
                                                           ``is_best``, ``map``; headers
                                                           :data:`HEADER_SHA256`, Content-Length

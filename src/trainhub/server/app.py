@@ -18,9 +18,10 @@ from trainhub import __version__
 from trainhub.protocol import API_PREFIX
 from trainhub.server.auth import ApiAuthMiddleware, Authenticator
 from trainhub.server.backends import open_objects, open_store
+from trainhub.server.compat import routers as compat_routers
 from trainhub.server.errors import install_error_handlers
 from trainhub.server.limits import JsonBodyLimitMiddleware
-from trainhub.server.routes import checkpoints, events, keys, metrics, models, pages
+from trainhub.server.routes import charts, checkpoints, datasets, events, keys, metrics, models, pages
 from trainhub.server.settings import ServerSettings
 from trainhub.web import STATIC_DIR
 
@@ -73,8 +74,10 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(JsonBodyLimitMiddleware)
     app.add_middleware(ApiAuthMiddleware, authenticator=authenticator)
 
-    for module in (models, metrics, checkpoints, events, keys):
+    for module in (models, metrics, checkpoints, events, keys, charts, datasets):
         app.include_router(module.router, prefix=API_PREFIX)
+    for router in compat_routers():  # Ultralytics HUB (/v1) and Platform (/api) protocols
+        app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

@@ -3,6 +3,11 @@
 * Every ``/api/v1`` route except ``/health`` needs an unrevoked key, as
   ``Authorization: Bearer <key>`` or ``x-api-key: <key>``; GET/HEAD requests may instead carry
   the web session cookie (so links from pages to downloads work). Otherwise: 401 ``unauthorized``.
+* Other methods (the page's Stop button) may use the session cookie only together with the
+  session's CSRF token in the :data:`CSRF_HEADER` header (403 ``forbidden`` if it is missing or
+  wrong). The token is an HMAC of the cookie, so it needs no storage; pages put it in a
+  ``<meta name="csrf-token">`` tag. Another site can make a browser send the cookie but cannot
+  read the page, so it cannot send the token (SameSite=Lax already stops most such posts).
 * Key management routes need an admin key (403 ``forbidden``), see :func:`require_admin`.
 * ``last_used_at`` is written at most once per :data:`TOUCH_INTERVAL_SECONDS` per key and
   process, so a busy client does not turn every read into a write.
@@ -13,6 +18,8 @@ before it runs dependencies: an anonymous request with bad JSON must still get 4
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -34,16 +41,20 @@ from trainhub.server.store.engine import Store
 from trainhub.server.store.tables import utcnow
 
 __all__ = [
+    "CSRF_HEADER",
     "SESSION_COOKIE",
     "SESSION_TTL",
     "TOUCH_INTERVAL_SECONDS",
     "ApiAuthMiddleware",
     "Authenticator",
     "Principal",
+    "csrf_token",
     "require_admin",
 ]
 
 SESSION_COOKIE = "trainhub_session"
+#: Header carrying the web session's CSRF token on cookie-authenticated non-GET API calls.
+CSRF_HEADER = "x-trainhub-csrf"
 SESSION_TTL = timedelta(days=14)
 TOUCH_INTERVAL_SECONDS = 60.0
 _PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
@@ -112,6 +123,11 @@ class Authenticator:
             q.delete_session(conn, hash_secret(token))
 
 
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a web session (derived from the secret cookie, never stored)."""
+    return hmac.new(session_token.encode(), b"trainhub-csrf-v1", hashlib.sha256).hexdigest()
+
+
 def key_from_headers(headers: Headers) -> str | None:
     """The API key of a request (Bearer or x-api-key), if any."""
     auth = headers.get("authorization", "")
@@ -138,8 +154,14 @@ class ApiAuthMiddleware:
         key = key_from_headers(headers)
         if key is not None:
             principal = await run_in_threadpool(self.authenticator.authenticate_key, key)
-        elif scope.get("method") in ("GET", "HEAD"):
+        else:
             token = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+            if token and scope.get("method") not in ("GET", "HEAD"):
+                sent = headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
+                    response = error_response(403, ErrorCode.FORBIDDEN, "missing or wrong CSRF token")
+                    await response(scope, receive, send)
+                    return
             if token:
                 principal = await run_in_threadpool(self.authenticator.authenticate_session, token)
         if principal is None:

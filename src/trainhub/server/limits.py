@@ -19,6 +19,13 @@ from trainhub.server.errors import error_response
 __all__ = ["BodyTooLarge", "JsonBodyLimitMiddleware"]
 
 _UPLOAD_PATH = re.compile(rf"^{re.escape(API_PREFIX)}/models/[^/]+/checkpoints/[^/]+/?$")
+#: Other streamed uploads (their routes cap the size while streaming): dataset zips, and the
+#: Ultralytics compatibility uploads (HUB multipart checkpoints and files, Platform signed PUTs).
+_STREAMED_PATHS = re.compile(
+    rf"^(?:{re.escape(API_PREFIX)}/datasets/[^/]+/file"
+    r"|/v1/(?:models|datasets|projects)/[^/]+/upload"
+    r"|/up/.+)/?$"
+)
 
 
 class BodyTooLarge(HTTPException):
@@ -40,7 +47,10 @@ class JsonBodyLimitMiddleware:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope.get("method") == "PUT" and _UPLOAD_PATH.match(scope["path"])):
+        if scope["type"] != "http" or (
+            (scope.get("method") == "PUT" and _UPLOAD_PATH.match(scope["path"]))
+            or (scope.get("method") in ("PUT", "POST") and _STREAMED_PATHS.match(scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         length = Headers(scope=scope).get("content-length")

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from trainhub.server.store.charts import refresh_rollups
 from trainhub.server.store.dialects import upsert
 from trainhub.server.store.tables import metric_points
 
@@ -17,7 +18,8 @@ __all__ = ["read_points", "read_series", "upsert_points"]
 def upsert_points(conn: Connection, dialect: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``{model_id, name, step, value}`` rows; an existing (model, name, step) is replaced.
 
-    One executemany statement per batch: a re-sent epoch overwrites, never duplicates.
+    One executemany statement per batch: a re-sent epoch overwrites, never duplicates. The chart
+    rollups of the written series are refreshed in the same transaction.
     """
     if not rows:
         return
@@ -26,6 +28,12 @@ def upsert_points(conn: Connection, dialect: str, rows: Sequence[Mapping[str, An
         index_elements=["model_id", "name", "step"], set_={"value": stmt.excluded.value}
     )
     conn.execute(stmt, list(rows))
+    # Same transaction: the chart rollups never disagree with the points (see store/charts.py).
+    by_model: dict[str, list[tuple[str, int]]] = {}
+    for r in rows:
+        by_model.setdefault(r["model_id"], []).append((r["name"], r["step"]))
+    for model_id, points in by_model.items():
+        refresh_rollups(conn, dialect, model_id, points)
 
 
 def read_points(conn: Connection, model_id: str) -> list[tuple[int, str, float | None]]:

@@ -17,11 +17,16 @@ __all__ = [
     "UtcDateTime",
     "api_keys",
     "checkpoints",
+    "compat_runs",
+    "compat_uploads",
+    "datasets",
     "events",
     "metadata",
     "metric_points",
+    "metric_rollups",
     "models",
     "projects",
+    "server_secrets",
     "utcnow",
     "web_sessions",
 ]
@@ -146,4 +151,78 @@ web_sessions = sa.Table(
     sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+
+# --- datasets and Ultralytics compatibility (migration 0003) -------------------------------------
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, index=True),
+    sa.Column("task", sa.String(200), nullable=True),
+    sa.Column("filename", sa.String(255), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: Per model: which Ultralytics protocol drives it, the Platform owner and how many runs it had.
+compat_runs = sa.Table(
+    "compat_runs",
+    metadata,
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("run_count", sa.Integer, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: Platform checkpoint uploads: staged by ``PUT <uploadUrl>``, promoted by ``checkpoint_saved``.
+compat_uploads = sa.Table(
+    "compat_uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "model_id", sa.String(64), sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("completed_at", UtcDateTime, nullable=True),
+    sa.Column("promoted_at", UtcDateTime, nullable=True),
+)
+
+#: Server-side secrets (the HMAC key of signed download/upload URLs), made once on first use.
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+
+# --- chart rollups (migration 0005) ----------------------------------------------------------------
+
+#: Min/max summaries of metric series over power-of-four step buckets (see ``store/charts.py``):
+#: level L, bucket b covers steps ``[b * w, (b + 1) * w)`` with ``w = 16 * 4**L``.
+metric_rollups = sa.Table(
+    "metric_rollups",
+    metadata,
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("level", sa.Integer, primary_key=True),
+    sa.Column("bucket", sa.BigInteger, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("first_step", sa.BigInteger, nullable=False),
+    sa.Column("last_step", sa.BigInteger, nullable=False),
+    sa.Column("min_step", sa.BigInteger, nullable=True),
+    sa.Column("min_value", sa.Double, nullable=True),
+    sa.Column("max_step", sa.BigInteger, nullable=True),
+    sa.Column("max_value", sa.Double, nullable=True),
 )

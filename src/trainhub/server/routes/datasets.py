@@ -1,0 +1,107 @@
+"""Routes of datasets (native API): create, list, get, upload the zip (streamed), download."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from trainhub.protocol import HEADER_SHA256, MAX_NAME_LENGTH, ErrorCode
+from trainhub.server.errors import ApiError
+from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
+from trainhub.server.services import checkpoints as blob_svc
+from trainhub.server.services import datasets as svc
+
+__all__ = ["router"]
+
+log = logging.getLogger("trainhub.server")
+router = APIRouter(tags=["datasets"])
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+class DatasetCreateIn(BaseModel):
+    """Body of ``POST /datasets``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+    task: Annotated[str | None, Field(max_length=MAX_NAME_LENGTH)] = None
+
+
+@router.get("/datasets")
+def list_datasets(
+    store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: str | None = None
+) -> list[dict[str, Any]]:
+    """Datasets, newest first (``after=<id>`` continues a listing)."""
+    rows, _ = svc.list_datasets(store, limit=limit, after_id=after)
+    return rows
+
+
+@router.post("/datasets", status_code=201)
+def create_dataset(body: DatasetCreateIn, store: StoreDep) -> dict[str, Any]:
+    """Create an empty dataset; upload its zip with ``PUT /datasets/{id}/file``."""
+    return svc.create_dataset(store, body.name, body.task)
+
+
+@router.get("/datasets/{dataset_id}")
+def get_dataset(dataset_id: str, store: StoreDep) -> dict[str, Any]:
+    """One dataset."""
+    return svc.get_dataset(store, dataset_id)
+
+
+@router.put(
+    "/datasets/{dataset_id}/file",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/zip": _BINARY}}},
+)
+async def upload_dataset_file(
+    request: Request,
+    dataset_id: str,
+    store: StoreDep,
+    objects: ObjectsDep,
+    settings: SettingsDep,
+    filename: Annotated[str, Query(min_length=1, max_length=255)] = "dataset.zip",
+) -> Any:
+    """Upload the dataset zip as the raw body (streamed; Content-Length required, optional sha256 header).
+
+    The zip must hold a ``*.yaml`` (Ultralytics' dataset description); leave ``path:`` out of it.
+    """
+    raw = request.headers.get("content-length")
+    if raw is None:
+        raise ApiError(411, ErrorCode.LENGTH_REQUIRED, "dataset uploads need a Content-Length header")
+    if not raw.isdigit():
+        raise ApiError(400, ErrorCode.VALIDATION_ERROR, "Content-Length must be a non-negative integer")
+    if int(raw) > settings.max_checkpoint_bytes:
+        raise ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, f"larger than {settings.max_checkpoint_bytes} bytes")
+    sha = request.headers.get(HEADER_SHA256)
+    if sha is not None and not _SHA_RE.match(sha.strip().lower()):
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"{HEADER_SHA256}: must be 64 hex characters")
+    await run_in_threadpool(svc.get_row, store, dataset_id)
+    try:
+        blob = await blob_svc.receive_blob(
+            objects,
+            request.stream(),
+            expected_size=int(raw),
+            expected_sha256=sha.strip().lower() if sha else None,
+            max_bytes=settings.max_checkpoint_bytes,
+        )
+    except ClientDisconnect:
+        log.info("client went away during the upload of dataset %s; nothing kept", dataset_id)
+        return Response(status_code=400)
+    return await run_in_threadpool(svc.attach_file, store, objects, dataset_id, blob, filename)
+
+
+@router.get("/datasets/{dataset_id}/download", response_class=FileResponse)
+def download_dataset(dataset_id: str, store: StoreDep, objects: ObjectsDep) -> FileResponse:
+    """The dataset zip."""
+    row = svc.get_row(store, dataset_id)
+    path = objects.local_path(row["sha256"]) if row["sha256"] else None
+    if path is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND, f"dataset {dataset_id!r} has no file")
+    return FileResponse(path, media_type="application/zip", filename=row["filename"] or "dataset.zip")

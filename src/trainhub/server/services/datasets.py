@@ -1,0 +1,176 @@
+"""Datasets: dataset zips uploaded to the hub, so a model can train with no local files.
+
+A dataset is created (``create_dataset``), then its zip is uploaded (``attach_file``: streamed into
+a content-addressed blob by :func:`trainhub.server.services.checkpoints.receive_blob`, then checked
+to be a zip holding a ``*.yaml``). A model references a dataset by putting the dataset id (or
+``trainhub://datasets/<id>``) in its ``data`` train arg; the Ultralytics compatibility layer turns
+that into a signed download URL (see :mod:`trainhub.server.compat`).
+
+Why the zip is checked after the blob commit: the blob store only exposes a file once committed.
+A rejected zip leaves an unreferenced blob, like any upload whose row commit fails.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainhub.protocol import API_PREFIX, MAX_NAME_LENGTH, NAME_RE, ErrorCode
+from trainhub.server.errors import ApiError
+from trainhub.server.objects import BlobInfo, ObjectStore
+from trainhub.server.services import iso
+from trainhub.server.store import datasets as q
+from trainhub.server.store.engine import Store
+from trainhub.server.store.tables import utcnow
+
+__all__ = [
+    "DATASET_REF_PREFIX",
+    "attach_file",
+    "check_zip",
+    "create_dataset",
+    "dataset_out",
+    "get_dataset",
+    "get_row",
+    "list_datasets",
+    "resolve_reference",
+    "safe_filename",
+]
+
+#: A model's ``data`` may name a hub dataset as ``trainhub://datasets/<id>`` (or the bare id).
+DATASET_REF_PREFIX = "trainhub://datasets/"
+_ID_RE = re.compile(r"^[0-9a-f]{20}$")
+_FILENAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, default: str = "dataset.zip") -> str:
+    """A file name safe in a URL path: basename only, ``[A-Za-z0-9._-]``, ending in ``.zip``."""
+    base = _FILENAME_RE.sub("-", Path(name.replace("\\", "/")).name).strip("-.") or default
+    base = base[:120]
+    return base if base.lower().endswith(".zip") else f"{base}.zip"
+
+
+def dataset_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The native API view of a dataset row."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "task": row["task"],
+        "filename": row["filename"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "ready": row["sha256"] is not None,
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "reference": DATASET_REF_PREFIX + row["id"],
+        "download_url": f"{API_PREFIX}/datasets/{row['id']}/download" if row["sha256"] else None,
+    }
+
+
+def _require(row: Mapping[str, Any] | None, dataset_id: str) -> Mapping[str, Any]:
+    if row is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND, f"no dataset with id {dataset_id!r}")
+    return row
+
+
+def create_dataset(store: Store, name: str, task: str | None = None) -> dict[str, Any]:
+    """Create an empty dataset (its zip comes with :func:`attach_file`).
+
+    Raises:
+        ApiError: 422 ``validation_error`` for a bad name.
+    """
+    if not NAME_RE.match(name):
+        raise ApiError(
+            422,
+            ErrorCode.VALIDATION_ERROR,
+            f"name: must be 1-{MAX_NAME_LENGTH} characters without control characters, '/' or '\\'",
+        )
+    now = utcnow()
+    dataset_id = secrets.token_hex(10)
+    row: dict[str, Any] = {
+        "id": dataset_id,
+        "name": name,
+        "task": task,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with store.write() as conn:
+        q.insert_dataset(conn, row)
+        saved = q.get_dataset(conn, dataset_id)
+    return dataset_out(_require(saved, dataset_id))
+
+
+def get_row(store: Store, dataset_id: str) -> Mapping[str, Any]:
+    """One dataset row; ApiError 404 ``not_found``."""
+    with store.read() as conn:
+        return _require(q.get_dataset(conn, dataset_id), dataset_id)
+
+
+def get_dataset(store: Store, dataset_id: str) -> dict[str, Any]:
+    """One dataset; ApiError 404 ``not_found``."""
+    return dataset_out(get_row(store, dataset_id))
+
+
+def list_datasets(
+    store: Store, *, limit: int = 100, after_id: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Datasets newest first (cursor ``after_id``) and the total count."""
+    with store.read() as conn:
+        rows = q.list_datasets(conn, limit=limit, after_id=after_id)
+        total = q.count_datasets(conn)
+    return [dataset_out(r) for r in rows], total
+
+
+def check_zip(path: Path) -> None:
+    """A dataset zip must be a readable zip holding at least one ``*.yaml``.
+
+    Raises:
+        ApiError: 422 ``validation_error`` otherwise.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"not a zip file: {exc}") from exc
+    if not any(n.lower().endswith((".yaml", ".yml")) and not n.startswith("__MACOSX") for n in names):
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "the zip holds no *.yaml dataset description")
+
+
+def attach_file(
+    store: Store, objects: ObjectStore, dataset_id: str, blob: BlobInfo, filename: str
+) -> dict[str, Any]:
+    """Point a dataset at an uploaded zip blob (after checking it); returns the dataset.
+
+    Raises:
+        ApiError: 404 ``not_found``, 422 ``validation_error`` (not a dataset zip).
+    """
+    path = objects.local_path(blob.sha256)
+    if path is not None:
+        check_zip(path)
+    with store.write() as conn:
+        _require(q.get_dataset(conn, dataset_id), dataset_id)
+        q.update_dataset(
+            conn,
+            dataset_id,
+            filename=safe_filename(filename),
+            size=blob.size,
+            sha256=blob.sha256,
+            updated_at=utcnow(),
+        )
+        saved = q.get_dataset(conn, dataset_id)
+    return dataset_out(_require(saved, dataset_id))
+
+
+def resolve_reference(store: Store, data: object) -> Mapping[str, Any] | None:
+    """The dataset row a model's ``data`` train arg names, if it names a ready hub dataset."""
+    if not isinstance(data, str):
+        return None
+    ident = data[len(DATASET_REF_PREFIX) :] if data.startswith(DATASET_REF_PREFIX) else data
+    if not _ID_RE.match(ident):
+        return None
+    with store.read() as conn:
+        row = q.get_dataset(conn, ident)
+    return row if row is not None and row["sha256"] else None

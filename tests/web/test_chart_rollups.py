@@ -1,0 +1,118 @@
+"""Chart rollups and downsampling, against a real SQLite store (no server): exact, bounded, updated."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from trainhub.server.schemas import ModelCreateIn
+from trainhub.server.services import charts
+from trainhub.server.services import models as model_svc
+from trainhub.server.store import charts as q
+from trainhub.server.store.engine import Store, sqlite_engine
+from trainhub.server.store.metrics import upsert_points
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(sqlite_engine(f"sqlite:///{tmp_path / 'hub.db'}"))
+    s.migrate()
+    model_svc.create_model(s, "m1", ModelCreateIn(name="run"), "")
+    return s
+
+
+def write(store: Store, name: str, points: list[tuple[int, float | None]]) -> None:
+    with store.write() as conn:
+        upsert_points(
+            conn, store.dialect, [{"model_id": "m1", "name": name, "step": s, "value": v} for s, v in points]
+        )
+
+
+def brute_buckets(points: list[tuple[int, float | None]], level: int) -> dict[int, q.Bucket]:
+    w = q.level_width(level)
+    out: dict[int, list[q.Bucket]] = {}
+    for s, v in points:
+        out.setdefault(s // w, []).append(q.Bucket(s, 1, s, s, None if v is None else s, v, s, v))
+    merged = {b: q.merge(b, parts) for b, parts in out.items()}
+    return {b: m for b, m in merged.items() if m is not None}
+
+
+def test_rollups_match_a_brute_force_summary_after_out_of_order_and_replaced_writes(store: Store) -> None:
+    rng = random.Random(7)
+    truth: dict[int, float | None] = {}
+    for _ in range(30):
+        batch = [(rng.randrange(0, 5000), rng.choice([None, rng.uniform(-5, 5)])) for _ in range(200)]
+        write(store, "train/loss", batch)
+        truth.update(batch)  # a re-sent step replaces its value, in the store and here
+    points = sorted(truth.items())
+    with store.read() as conn:
+        for level in range(q.LEVELS):
+            got = {b.bucket: b for b in q.read_level(conn, "m1", "train/loss", level)}
+            assert got == brute_buckets(points, level), level
+
+
+def test_a_long_series_is_downsampled_to_max_points_keeping_min_max_first_last(store: Store) -> None:
+    rng = random.Random(1)
+    points: list[tuple[int, float | None]] = [(s, rng.gauss(0, 1)) for s in range(20_000)]
+    points[12_345] = (12_345, -50.0)
+    points[777] = (777, 40.0)
+    write(store, "train/loss", points)
+    data = charts.read_series(store, "m1", "train/loss", max_points=300)
+    assert data["downsampled"] and data["count"] == 20_000
+    assert 100 < len(data["steps"]) <= 300
+    assert data["steps"] == sorted(set(data["steps"]))
+    pairs = dict(zip(data["steps"], data["values"], strict=True))
+    assert pairs[12_345] == -50.0 and pairs[777] == 40.0
+    assert data["steps"][0] == 0 and data["steps"][-1] == 19_999
+    assert all(pairs[s] == dict(points)[s] for s in data["steps"])  # real points, not averages
+
+
+def test_a_short_series_comes_back_whole_with_its_nulls(store: Store) -> None:
+    write(store, "metrics/mAP50(B)", [(0, 0.1), (1, None), (2, 0.3)])
+    data = charts.read_series(store, "m1", "metrics/mAP50(B)")
+    assert data["steps"] == [0, 1, 2] and data["values"] == [0.1, None, 0.3] and not data["downsampled"]
+
+
+def test_series_stored_before_rollups_are_rolled_up_on_first_read(store: Store) -> None:
+    write(store, "train/loss", [(s, float(s)) for s in range(100)])
+    with store.write() as conn:
+        conn.exec_driver_sql("DELETE FROM metric_rollups")
+    data = charts.read_series(store, "m1", "train/loss", max_points=20)
+    assert data["count"] == 100 and len(data["steps"]) <= 20
+    assert data["values"][0] == 0.0 and data["values"][-1] == 99.0
+
+
+def test_chart_groups_follow_ultralytics_results_plot() -> None:
+    names = [
+        "lr/pg0",
+        "metrics/mAP50(B)",
+        "metrics/mAP50(M)",
+        "metrics/precision(B)",
+        "train/box_loss",
+        "val/box_loss",
+        "metrics/accuracy_top1",
+        "fitness",
+    ]
+    groups = charts.chart_groups(names)
+    assert [(g["id"], g["names"]) for g in groups] == [
+        ("train", ["train/box_loss"]),
+        ("val", ["val/box_loss"]),
+        ("metrics-b", ["metrics/mAP50(B)", "metrics/precision(B)"]),
+        ("metrics-m", ["metrics/mAP50(M)"]),
+        ("metrics", ["metrics/accuracy_top1"]),
+        ("lr", ["lr/pg0"]),
+        ("other", ["fitness"]),
+    ]
+
+
+def test_deleted_points_leave_the_rollups_once_refreshed(store: Store) -> None:
+    write(store, "train/loss", [(s, float(s)) for s in range(40)])
+    with store.write() as conn:
+        conn.exec_driver_sql("DELETE FROM metric_points WHERE step >= 16")
+        q.refresh_rollups(conn, store.dialect, "m1", [("train/loss", s) for s in range(16, 40)])
+    with store.read() as conn:
+        assert [b.bucket for b in q.read_level(conn, "m1", "train/loss", 0)] == [0]
+        summary = q.catalog(conn, "m1")["train/loss"]
+    assert (summary.n, summary.last_step, summary.max_value) == (16, 15, 15.0)
