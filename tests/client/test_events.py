@@ -40,7 +40,7 @@ def test_off_by_default_under_pytest() -> None:
 def test_event_has_only_the_documented_fields(tmp_path: Path) -> None:
     event = EventRecorder(True, id_dir=tmp_path).make("train", task="detect", mode="train")
     assert event is not None
-    assert set(event) == {"kind", "install_id", "task", "mode", "versions", "ts"}
+    assert set(event) == {"kind", "id", "install_id", "task", "mode", "versions", "ts"}
     assert event["kind"] == "train" and event["task"] == "detect"
     assert set(event["versions"]) <= {"python", "trainhub", "ultralytics"}
 

@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from trainhub.client.session import HubSession
-from trainhub.client.spool import Spool
 from trainhub.client.sync import sync_spool
 
 from .conftest import FakeHub
@@ -49,6 +48,7 @@ def test_sync_sends_what_an_offline_run_left(tmp_path: Path, monkeypatch: pytest
         "trainhub.client.sync.Transport",
         lambda *a, **k: real(*a, **{**k, "transport": httpx.MockTransport(handler)}),
     )
-    assert sync_spool(s.spool.path) == 0
+    report = sync_spool(s.spool.path)
+    assert (report.left, report.failed, report.sent + report.present) == (0, 0, 2)
     assert seen == [f"/api/v1/models/{s.model_id}", f"/api/v1/models/{s.model_id}/metrics"]
-    assert Spool(s.spool.path).items() == []
+    assert not Path(s.spool.path).exists()  # a spool left empty is deleted

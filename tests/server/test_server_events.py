@@ -23,7 +23,7 @@ def test_events_are_counted_per_kind_and_version(hub_server: HubServer) -> None:
     ]
     with client(hub_server) as c:
         r = c.post(f"{API}/events", json={"events": events})
-        assert r.status_code == 202 and r.json() == {"accepted": 3}
+        assert r.status_code == 202 and r.json() == {"accepted": 3, "duplicates": 0}
         s = c.get(f"{API}/events/summary").json()
     assert s["total"] == 3 and s["installs"] == 2
     assert s["by_kind"] == {"train": 2, "predict": 1}

@@ -14,9 +14,12 @@ def test_resending_an_epoch_replaces_it_without_duplicates(hub_server: HubServer
         m = new_model(c)
         url = f"{API}/models/{m['id']}/metrics"
         c.post(url, json={"epochs": [{"epoch": 0, "metrics": {"loss": 2.0, "metrics/mAP50(B)": 0.1}}]})
-        c.post(url, json={"epochs": [{"epoch": 0, "metrics": {"loss": 1.5, "metrics/mAP50(B)": 0.2}}]})
+        again = c.post(
+            url, json={"epochs": [{"epoch": 0, "metrics": {"loss": 1.5, "metrics/mAP50(B)": 0.2}}]}
+        )
+        assert again.json() == {"epochs": 1, "points": 2, "replaced": 1}  # the hub says it had epoch 0
         r = c.post(url, json={"epochs": [{"epoch": 1, "metrics": {"loss": 1.0, "metrics/mAP50(B)": 0.3}}]})
-        assert r.status_code == 200 and r.json() == {"epochs": 1, "points": 2}
+        assert r.status_code == 200 and r.json() == {"epochs": 1, "points": 2, "replaced": 0}
         rows = c.get(url).json()
     assert rows == [
         {"epoch": 0, "metrics": {"loss": 1.5, "metrics/mAP50(B)": 0.2}},

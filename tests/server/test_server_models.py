@@ -75,6 +75,16 @@ def test_stop_is_reported_by_the_next_heartbeat(hub_server: HubServer) -> None:
         )
 
 
+def test_resuming_a_stopped_model_clears_the_stop_request(hub_server: HubServer) -> None:
+    with client(hub_server) as c:
+        m = new_model(c)
+        c.post(f"{API}/models/{m['id']}/stop").raise_for_status()
+        resumed = c.post(f"{API}/models/{m['id']}/status", json={"status": "training"}).json()
+        assert resumed["stop_requested"] is False
+        beat = c.post(f"{API}/models/{m['id']}/heartbeat", json={"agent": "a"}).json()
+        assert beat["stop_requested"] is False
+
+
 def test_status_update_sets_final_metrics(hub_server: HubServer) -> None:
     with client(hub_server) as c:
         m = new_model(c)

@@ -53,6 +53,28 @@ def test_rollups_match_a_brute_force_summary_after_out_of_order_and_replaced_wri
             assert got == brute_buckets(points, level), level
 
 
+def test_rollups_stay_exact_when_epochs_are_appended_one_at_a_time_with_ties_and_nulls(store: Store) -> None:
+    # The write path merges new points into the stored summaries in SQL (no recompute): ties must
+    # keep the earliest step and nulls must not count as a min or max, as in a brute-force summary.
+    rng = random.Random(3)
+    step = 0
+    for _ in range(120):
+        batch = []
+        for _ in range(rng.choice([1, 1, 1, 7, 40])):
+            batch.append((step, rng.choice([None, 0.0, 1.0, -1.0, rng.uniform(-2, 2)])))
+            step += rng.choice([1, 1, 1, 3, 50])
+        write(store, "val/loss", batch)
+    with store.read() as conn:
+        resent = rng.sample([s for s, _ in q.read_raw(conn, "m1", "val/loss")], 25)
+    write(store, "val/loss", [(s, -9.0) for s in resent])  # re-sent epochs with new minima
+    with store.read() as conn:
+        points = q.read_raw(conn, "m1", "val/loss")
+        for level in range(q.LEVELS):
+            got = {b.bucket: b for b in q.read_level(conn, "m1", "val/loss", level)}
+            assert got == brute_buckets(points, level), level
+    assert sum(1 for _, v in points if v == -9.0) == 25
+
+
 def test_a_long_series_is_downsampled_to_max_points_keeping_min_max_first_last(store: Store) -> None:
     rng = random.Random(1)
     points: list[tuple[int, float | None]] = [(s, rng.gauss(0, 1)) for s in range(20_000)]

@@ -3,6 +3,7 @@
 Every field sent (``protocol.EventIn``), and nothing else:
 
 * ``kind``: ``"train"``, ``"val"``, ``"predict"`` or ``"export"``.
+* ``id``: 32 random hex characters, new for every event, so the hub stores a re-sent event once.
 * ``install_id``: a random 32-hex id made once per machine account and stored in
   ``$XDG_CONFIG_HOME/trainhub/install_id`` (default ``~/.config/trainhub/install_id``), or next to the
   spool when that is not writable. It is not derived from anything about the machine.
@@ -155,6 +156,7 @@ class EventRecorder:
             self._install_id = install_id(self._id_dir)
         return {
             "kind": kind,
+            "id": os.urandom(16).hex(),
             "install_id": self._install_id,
             "task": _word(task),
             "mode": _word(mode),

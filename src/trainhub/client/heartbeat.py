@@ -1,8 +1,10 @@
 """The heartbeat thread: ``POST /api/v1/models/{id}/heartbeat`` every interval while the run is alive.
 
 Body (:class:`~trainhub.protocol.HeartbeatIn`): ``{"agent": "python-<version>-<platform>",
-"agent_id": <the id the hub returned last, or None>}``; never a host name. The reply's
-``stop_requested`` is kept in :attr:`Heartbeat.stop_requested` for the training loop to poll.
+"agent_id": <the id the hub returned last, or None>, "interval": <seconds until the next beat>}``;
+never a host name. The hub shows the model as ``stalled`` after two missed intervals and ``crashed``
+after its crash timeout, so the interval travels with every beat. The reply's ``stop_requested`` is
+kept in :attr:`Heartbeat.stop_requested` for the training loop to poll.
 
 The thread waits on an Event, so :meth:`Heartbeat.stop` takes effect at once rather than after the
 next sleep. Failures are logged at debug level and the next beat is simply tried on time; a
@@ -78,7 +80,7 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """Send one heartbeat now; whether the hub accepted it."""
-        body: HeartbeatIn = {"agent": agent_string(), "agent_id": self.agent_id}
+        body: HeartbeatIn = {"agent": agent_string(), "agent_id": self.agent_id, "interval": self.interval}
         result = self.transport.request("POST", f"{model_path(self.model_id)}/heartbeat", json=body)
         if not result.ok:
             exc = result.exception()

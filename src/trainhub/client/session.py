@@ -154,7 +154,7 @@ class HubSession:
         self.heartbeat: Heartbeat | None = None
         if s.mode == "online":
             self.transport = Transport(s.url, s.api_key, timeout=s.request_timeout, transport=http_transport)
-            policy = retry_policy or RetryPolicy(deadline=s.retry_deadline)
+            policy = retry_policy or RetryPolicy(deadline=s.retry_deadline, cap=s.retry_max_delay)
             self.worker = Worker(self.spool, self.transport, self.model_id, policy=policy, wait=wait)
             self.heartbeat = Heartbeat(
                 self.transport, self.model_id, self.rate_limits["heartbeat"], ready=self.worker.model_ready
@@ -167,7 +167,9 @@ class HubSession:
             body["epochs"] = int(epochs)
         if task is not None:
             body["task"] = task
-        self._put("model", body, key="model")
+        # replace=False: a model item an earlier process of this model left unsent carries the run's
+        # real name and config; a process recovering the run must not overwrite it.
+        self._put("model", body, key="model", durable=True, replace=False)
         if self.heartbeat is not None:
             self.heartbeat.start()
         atexit.register(self._atexit)
@@ -178,10 +180,15 @@ class HubSession:
         return start_session(*args, **kwargs)
 
     def _open_spool(self, s: ClientSettings) -> Spool:
-        from trainhub.client.spool import MEMORY, Spool
+        from trainhub.client.spool import MEMORY, OwnerLock, Spool
 
+        path = Spool.model_path(s.spool_dir, self.model_id)
+        # Tells `trainhub sync` that a live process owns this spool (it skips it); released by the OS
+        # when this process dies, however it dies. Not holding it (another live process of the same
+        # model) is no reason to lose data: open the spool anyway, the hub drops replays.
+        self._owner_lock = OwnerLock.acquire(path)
         try:
-            return Spool.for_model(s.spool_dir, self.model_id, max_bytes=s.spool_max_bytes)
+            return Spool(path, max_bytes=s.spool_max_bytes)
         except SpoolError as exc:
             log.warning("trainhub: %s; keeping this run's data in memory only", exc)
             return Spool(MEMORY, max_bytes=s.spool_max_bytes)
@@ -298,14 +305,23 @@ class HubSession:
                 "is_best": bool(is_best),
                 "map": mapv,
             }
+            # The commit survives a kill -9 (WAL, synchronous=NORMAL); only a power loss could take it,
+            # and the next epoch's metrics fsync makes it durable. No second fsync per epoch: the file
+            # it points at (torch.save) is not fsynced either. The final one is fsynced at once.
             self._put("checkpoint", payload, key=f"checkpoint:{kind}", durable=final)
         if final:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()  # finishing stops heartbeats at once: the run is over
             self._final_flush()
 
     def _final_flush(self) -> None:
         self.upload_metrics()
         if self.worker is None:
-            log.info("trainhub: offline mode: %d items kept in %s", self.spool.pending(), self.spool.path)
+            log.info(
+                "trainhub: offline mode: %d items kept in %s; send them with `trainhub sync`",
+                self.spool.pending(include_held=True),
+                self.spool.path,
+            )
             return
         if not self.worker.flush(self.settings.final_timeout, progress=True):
             log.warning(
@@ -338,7 +354,7 @@ class HubSession:
         """Spool an anonymous usage event if events are on (see :mod:`trainhub.client.events`)."""
         event = self._events.make(kind, task, mode)
         if event is not None:
-            self._put("event", event)
+            self._put("event", event, key=f"event:{event.get('id')}")
 
     # -- waiting and closing -----------------------------------------------------------------------
 
@@ -366,18 +382,26 @@ class HubSession:
             self.worker.close(timeout=1.0)
         if not ok:
             counts = self.spool.counts()
-            left = {c: n for state in ("held", "ready", "leased") for c, n in counts.get(state, {}).items()}
+            left: dict[str, int] = {}
+            for state in ("held", "ready", "leased"):
+                for category, n in counts.get(state, {}).items():
+                    left[category] = left.get(category, 0) + n
             log.warning(
-                "trainhub: %d items not sent yet (%s); kept in %s",
+                "trainhub: %d items not sent yet (%s); kept in %s; %s",
                 sum(left.values()),
                 ", ".join(f"{c}: {n}" for c, n in sorted(left.items())) or "-",
                 self.spool.path,
+                "send them with `trainhub sync`"
+                if self.worker is None
+                else "the next run of this model or `trainhub sync` sends them",
             )
         dead = sum(self.spool.counts().get("dead", {}).values())
         if dead:
             log.warning("trainhub: %d items were rejected by the hub; kept in %s", dead, self.spool.path)
         if self.worker is None or not self.worker.running:
             self.spool.close()
+            if self._owner_lock is not None:
+                self._owner_lock.release()
             if self.transport is not None:
                 self.transport.close()
 

@@ -57,6 +57,8 @@ class ClientSettings:
         retry_deadline: how long one series of retries of the same request runs before the worker
             warns and slows down to one attempt per 30 s; items are never dropped for it
             (``TRAINHUB_RETRY_DEADLINE``, default 300).
+        retry_max_delay: longest wait between two attempts of the same request, seconds, unless the
+            hub's ``Retry-After`` asks for more (``TRAINHUB_RETRY_MAX_DELAY``, default 30).
     """
 
     url: str = DEFAULT_URL
@@ -73,6 +75,7 @@ class ClientSettings:
     exit_timeout: float = 5.0
     request_timeout: float = 30.0
     retry_deadline: float = 300.0
+    retry_max_delay: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClientSettings:

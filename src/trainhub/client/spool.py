@@ -32,10 +32,16 @@ checkpoint thread (not the worker's job: it may be stuck in a slow request for s
 offline mode). ``wal_autocheckpoint`` stays on only as a backstop (:data:`BACKSTOP_PAGES`).
 
 Fork-safe: a forked child never touches the parent's connections; it opens its own on first use.
+
+Ownership: the process that writes a spool holds an :class:`OwnerLock` (``flock`` on
+``<spool>.lock``), which the OS releases when the process dies however it dies (``kill -9``, OOM).
+``trainhub sync`` takes the same lock first and skips spools that a live process still owns: opening
+one would make the live worker's leased items ready again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -49,7 +55,7 @@ from typing import Any, Final
 
 from trainhub.client.errors import SpoolError
 
-__all__ = ["CATEGORIES", "DEFAULT_MAX_BYTES", "Item", "Spool"]
+__all__ = ["CATEGORIES", "DEFAULT_MAX_BYTES", "Item", "OwnerLock", "Spool"]
 
 #: Item categories, one per kind of request the worker makes.
 CATEGORIES: Final = ("model", "metrics", "checkpoint", "status", "event")
@@ -113,15 +119,23 @@ class Spool:
         path: the database file (created with its directory), or ``":memory:"`` for a non-durable spool.
         max_bytes: bound of the stored payload bytes (see the module docstring).
         clock: wall clock for ``created_at``.
+        recover: make leased and held items ready (the default: the opener is the new sender). False
+            only to inspect a spool another process may be using (``trainhub sync --status``).
 
     Raises:
         SpoolError: the file cannot be created or opened.
     """
 
     def __init__(
-        self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, clock: Callable[[], float] = time.time
+        self,
+        path: str | Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+        recover: bool = True,
     ) -> None:
         self.path = str(path)
+        self._recover = recover
         self.max_bytes = max_bytes
         self._clock = clock
         self._closed = False
@@ -143,10 +157,15 @@ class Spool:
         self._checkpoint_due = threading.Event()
         self._checkpointer: threading.Thread | None = None
 
+    @staticmethod
+    def model_path(spool_dir: str | Path, model_id: str) -> Path:
+        """Where the spool of one model lives: ``<spool_dir>/<model_id>.db``."""
+        return Path(spool_dir) / f"{model_id}.db"
+
     @classmethod
     def for_model(cls, spool_dir: str | Path, model_id: str, **kwargs: Any) -> Spool:
         """The spool of one model: ``<spool_dir>/<model_id>.db``."""
-        return cls(Path(spool_dir) / f"{model_id}.db", **kwargs)
+        return cls(cls.model_path(spool_dir, model_id), **kwargs)
 
     def _connect(self, *, recover: bool = False, durable: bool = False) -> _Connection:
         try:
@@ -163,7 +182,8 @@ class Spool:
             conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             if recover:  # the first connection of this process
                 conn.executescript(_SCHEMA)
-                conn.execute("UPDATE items SET state='ready' WHERE state IN ('leased', 'held')")
+                if self._recover:
+                    conn.execute("UPDATE items SET state='ready' WHERE state IN ('leased', 'held')")
         except (sqlite3.Error, OSError) as exc:
             raise SpoolError(f"cannot open the spool {self.path}: {exc}") from exc
         return conn
@@ -250,6 +270,7 @@ class Spool:
         key: str | None = None,
         held: bool = False,
         durable: bool = False,
+        replace: bool = True,
     ) -> int | None:
         """Add an item and commit; return its id, or None when it was dropped (a full spool, events only).
 
@@ -259,6 +280,9 @@ class Spool:
             key: idempotency key; replaces a pending (held/ready) item with the same key.
             held: keep it out of :meth:`lease` until :meth:`release` of its category.
             durable: fsync the WAL at this commit (makes all earlier commits durable too).
+            replace: when False, a pending item with the same key is kept as it is (its id is
+                returned): the first description wins, e.g. the model item of the process that
+                created the run over that of a later process recovering it.
 
         Raises:
             SpoolError: an unknown category, a payload that is not JSON-able, or a database error.
@@ -279,6 +303,8 @@ class Spool:
                 old = conn.execute(
                     "SELECT id, size FROM items WHERE key=? AND state IN ('held','ready')", (key,)
                 ).fetchone()
+                if old is not None and not replace:
+                    return int(old[0])
                 if old is not None:
                     # The state again: another process (a forked child's worker) may have leased it.
                     replaced = conn.execute(
@@ -390,6 +416,24 @@ class Spool:
                 f"UPDATE items SET attempts=attempts+1, last_error=? WHERE {_IDS}", (error, _json_ids(ids))
             )
 
+    def retry_dead(self) -> int:
+        """Make every dead item ready again (after the cause was fixed); return how many."""
+        with self._locked(write=True) as conn:
+            return conn.execute("UPDATE items SET state='ready' WHERE state='dead'").rowcount
+
+    def update_payload(self, item_id: int, payload: Any) -> None:
+        """Replace the payload of a stored item (a checkpoint's upload progress: the worker keeps the
+        upload id and acknowledged parts here, so a restart resumes the upload). Committed at once."""
+        try:
+            text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise SpoolError(f"payload of item {item_id} is not JSON: {exc}") from exc
+        with self._locked(write=True) as conn:  # the write lock keeps other writers out between the two
+            row = conn.execute("SELECT size FROM items WHERE id=?", (item_id,)).fetchone()
+            if row is not None:
+                conn.execute("UPDATE items SET payload=?, size=? WHERE id=?", (text, len(text), item_id))
+                self._bytes += len(text) - int(row[0])
+
     def requeue(self, ids: Iterable[int]) -> None:
         """Leased items that were not attempted (the worker is stopping) go back to ready."""
         with self._locked(write=True) as conn:
@@ -464,6 +508,47 @@ class Spool:
             self._conns.clear()
             self._shared = None
         self._checkpoint_due.set()  # let the checkpoint thread see _closed and end
+
+
+class OwnerLock:
+    """An exclusive advisory lock on ``<spool>.lock`` held by the process writing the spool.
+
+    Released by :meth:`release` or by the OS when the process ends (even by ``kill -9``). Where
+    ``fcntl`` is missing (Windows) every acquire succeeds: ``sync`` then relies on the hub dropping
+    replays.
+    """
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, spool_path: str | Path) -> OwnerLock | None:
+        """The lock, or None when another live process holds it (or it cannot be made)."""
+        if str(spool_path) == MEMORY:
+            return cls(None)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return cls(None)
+        path = Path(f"{spool_path}.lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return cls(fd)
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing the descriptor releases the flock
 
 
 def _json_ids(ids: Iterable[int]) -> str:

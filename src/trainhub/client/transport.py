@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -145,8 +145,12 @@ class Transport:
         json: Any = None,
         params: Mapping[str, str | int | float | bool] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: Iterable[bytes] | None = None,
     ) -> Result:
-        """One JSON request to ``path`` (relative to the hub root)."""
+        """One request to ``path`` (relative to the hub root): a JSON body, or a raw ``content`` body
+        streamed from an iterable (then pass its Content-Length in ``headers``)."""
+        if content is not None:
+            return self._send(method, path, content=content, params=params, headers=headers)
         return self._send(method, path, json=json, params=params, headers=headers)
 
     def upload(

@@ -9,17 +9,21 @@ category       request
 =============  ===============================================================================
 model          ``PUT /api/v1/models/{id}`` (:class:`~trainhub.protocol.ModelCreate`)
 metrics        ``POST /api/v1/models/{id}/metrics``, consecutive epochs batched (up to 1,000 / 1 MiB)
-checkpoint     ``PUT /api/v1/models/{id}/checkpoints/{kind}?epoch=&is_best=&map=``, file streamed from disk
+checkpoint     ``PUT /api/v1/models/{id}/checkpoints/{kind}?epoch=&is_best=&map=``, file streamed from disk;
+               files of 8 MiB or more: a resumable upload session (:mod:`trainhub.client.checkpoints`)
 status         ``POST /api/v1/models/{id}/status``
 event          ``POST /api/v1/events``, consecutive events batched (up to 1,000)
 =============  ===============================================================================
 
-2xx acks (deletes) the items. Transient failures (connection errors, timeouts, 408, 429, 5xx) are
-retried with :class:`~trainhub.client.retry.RetryPolicy`, honouring ``Retry-After`` as a floor; the
-wait is on an Event so :meth:`Worker.close` interrupts it. Past the policy's deadline the worker warns
-once and keeps trying every ``cap`` seconds: items are never dropped for being late. Other 4xx are
-permanent: a batch is split to find the bad item, which goes to the spool's dead state with the
-server's message (logged once per error code). 401/403 stop the worker: every request would fail the
+2xx acks (deletes) the items; what the hub says it already had (``PUT`` of the model answered 200
+instead of 201, a metrics reply's ``replaced``, an events reply's ``duplicates``, any reply's
+``already_present``) is counted as ``present`` (a re-send after a crash or a lost reply).
+Transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with
+:class:`~trainhub.client.retry.RetryPolicy`, honouring ``Retry-After`` as a floor; the wait is on an
+Event so :meth:`Worker.close` interrupts it. Past the policy's deadline the worker warns once and
+keeps trying every ``cap`` seconds: items are never dropped for being late. Other 4xx are permanent:
+a batch is split to find the bad item, which goes to the spool's dead state with the server's
+message (logged once per error code). 401/403 stop the worker: every request would fail the
 same way; the items stay ready in the spool for a later run with a valid key.
 
 Lifecycle: the thread starts lazily (:meth:`Worker.ensure_started`), is a daemon, and is started
@@ -39,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainhub.client.checkpoints import CHUNKED_MIN_BYTES, ChunkedUploader
 from trainhub.client.errors import AuthError, PermanentError, SpoolError
 from trainhub.client.retry import RetryPolicy, parse_retry_after
 from trainhub.client.spool import Item, Spool
@@ -71,6 +76,18 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def already_present(category: str, n: int, result: Result) -> int:
+    """How many of the ``n`` items of a delivered request the hub says it already had."""
+    body = result.body if isinstance(result.body, dict) else {}
+    if category == "model":
+        return 1 if result.status == 200 else 0  # 201: created now
+    field = {"metrics": "replaced", "event": "duplicates"}.get(category, "already_present")
+    value = body.get(field)
+    if isinstance(value, bool):
+        return n if value else 0
+    return min(n, value) if isinstance(value, int) and value > 0 else 0
 
 
 @dataclass
@@ -130,11 +147,13 @@ class Worker:
         #: Set once the model item has been delivered (or there was none): heartbeats wait for it.
         self.model_ready = threading.Event()
         self.auth_failed = False
-        self.counters: dict[str, dict[str, int]] = {"sent": {}, "dead": {}, "retries": {}}
+        self.counters: dict[str, dict[str, int]] = {"sent": {}, "present": {}, "dead": {}, "retries": {}}
         self._logged: set[str] = set()
         self._outage = False
         self._closed = False
         self._hashes: dict[tuple[str, int, int], str] = {}
+        #: Checkpoints of CHUNKED_MIN_BYTES or more go through resumable upload sessions.
+        self.uploads = ChunkedUploader(transport, spool, model_id)
         self._reset_after_fork()
         _WORKERS.add(self)
 
@@ -213,7 +232,8 @@ class Worker:
             thread.join(timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Counters per category: ``sent``, ``dead`` and ``retries`` (failed attempts)."""
+        """Counters per category: ``sent`` (acked), ``present`` (of those, what the hub already had),
+        ``dead`` and ``retries`` (failed attempts)."""
         return {k: dict(v) for k, v in self.counters.items()} | {"auth_failed": self.auth_failed}
 
     # -- the thread --------------------------------------------------------------------------------
@@ -275,6 +295,10 @@ class Worker:
             if result.ok:
                 self.spool.ack(req.ids)
                 self._count("sent", req)
+                present = already_present(req.category, len(req.items), result)
+                if present:
+                    counter = self.counters["present"]
+                    counter[req.category] = counter.get(req.category, 0) + present
                 self._outage = False
                 self._done(req)
                 return True
@@ -395,6 +419,8 @@ class Worker:
                 req.method, req.path, json=req.json, headers={HEADER_IDEMPOTENCY_KEY: key}
             )
         try:
+            if Path(req.file).stat().st_size >= CHUNKED_MIN_BYTES:
+                return self.uploads.upload(req.items[0], self._hash)
             sha256, size = self._hash(req.file)
         except OSError as exc:
             # A missing or unreadable file will not get better: a synthetic 400 makes the item dead.

@@ -2,7 +2,8 @@
 
 ``create_app(settings)`` wires: routes (thin) -> services -> store / objects. The lifespan
 migrates and opens the store, opens the object store, and closes both on shutdown.
-Middleware (outermost first): API-key check on ``/api/v1``, then the JSON body cap.
+Middleware (outermost first): per-key rate limit on ``/api/v1`` (429 + Retry-After, see
+``ratelimit.py``), API-key check on ``/api/v1``, then the JSON body cap.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ from trainhub.server.backends import open_objects, open_store
 from trainhub.server.compat import routers as compat_routers
 from trainhub.server.errors import install_error_handlers
 from trainhub.server.limits import JsonBodyLimitMiddleware
-from trainhub.server.routes import charts, checkpoints, datasets, events, keys, metrics, models, pages
+from trainhub.server.ratelimit import RateLimiter, RateLimitMiddleware
+from trainhub.server.routes import (
+    charts,
+    checkpoints,
+    datasets,
+    events,
+    keys,
+    metrics,
+    models,
+    pages,
+    uploads,
+)
+from trainhub.server.services.models import LIVENESS
+from trainhub.server.services.uploads import expire_uploads
 from trainhub.server.settings import ServerSettings
 from trainhub.web import STATIC_DIR
 
@@ -41,6 +55,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         ConfigError: a database or storage URL has an unknown scheme.
     """
     settings = settings or ServerSettings()
+    LIVENESS.crash_timeout = settings.crash_timeout  # read-time status (services/models.py)
     # Creating the engine does not connect; the lifespan migrates (and so first connects).
     store = open_store(settings.database_url)
     authenticator = Authenticator(store)
@@ -48,7 +63,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(store.migrate)
-        objects = await run_in_threadpool(open_objects, settings.storage_url)
+        objects = await run_in_threadpool(open_objects, settings.storage_url, settings.storage_options())
+        await run_in_threadpool(expire_uploads, store, objects)  # sessions that expired while down
         app.state.objects = objects
         try:
             yield
@@ -70,11 +86,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.authenticator = authenticator
 
     install_error_handlers(app)
-    # add_middleware prepends: the last added runs first, so auth runs before the body cap.
+    # add_middleware prepends: the last added runs first: rate limit, then auth, then the body cap.
     app.add_middleware(JsonBodyLimitMiddleware)
     app.add_middleware(ApiAuthMiddleware, authenticator=authenticator)
+    limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
 
-    for module in (models, metrics, checkpoints, events, keys, charts, datasets):
+    for module in (models, metrics, checkpoints, uploads, events, keys, charts, datasets):
         app.include_router(module.router, prefix=API_PREFIX)
     for router in compat_routers():  # Ultralytics HUB (/v1) and Platform (/api) protocols
         app.include_router(router)

@@ -19,10 +19,12 @@ from trainhub.server.errors import error_response
 __all__ = ["BodyTooLarge", "JsonBodyLimitMiddleware"]
 
 _UPLOAD_PATH = re.compile(rf"^{re.escape(API_PREFIX)}/models/[^/]+/checkpoints/[^/]+/?$")
-#: Other streamed uploads (their routes cap the size while streaming): dataset zips, and the
+#: Other streamed uploads (their routes cap the size while streaming): dataset zips, checkpoint
+#: upload parts (their session fixes each part's size), and the
 #: Ultralytics compatibility uploads (HUB multipart checkpoints and files, Platform signed PUTs).
 _STREAMED_PATHS = re.compile(
     rf"^(?:{re.escape(API_PREFIX)}/datasets/[^/]+/file"
+    rf"|{re.escape(API_PREFIX)}/models/[^/]+/uploads/[^/]+/parts/[^/]+"
     r"|/v1/(?:models|datasets|projects)/[^/]+/upload"
     r"|/up/.+)/?$"
 )

@@ -120,6 +120,8 @@ class HeartbeatInSchema(_In):
 
     agent: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_check_label)]
     agent_id: Label | None = None
+    #: Seconds until the client's next heartbeat (liveness: ``stalled`` after two missed ones).
+    interval: Annotated[float, Field(gt=0, le=86_400)] | None = None
 
 
 class HeartbeatOutSchema(BaseModel):
@@ -134,6 +136,8 @@ class EventIn(_In):
     """One anonymous usage event."""
 
     kind: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_label)]
+    #: Client-made id of the event; stored once (a re-sent event is a duplicate, not a new event).
+    id: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_label)] | None = None
     install_id: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_check_label)]
     task: Label | None = None
     mode: Label | None = None

@@ -16,13 +16,14 @@ import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from trainhub.protocol import ErrorCode
 from trainhub.server.compat import service as svc
 from trainhub.server.compat.http import PlatformRoute, SignerDep
+from trainhub.server.downloads import blob_response
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
 from trainhub.server.services import checkpoints as ckpt_svc
@@ -40,16 +41,31 @@ def _forbidden() -> ApiError:
 
 @router.api_route("/dl/{exp}/{sig}/{sha256}/{ident}/{filename}", methods=["GET", "HEAD"])
 def download(
-    exp: str, sig: str, sha256: str, ident: str, filename: str, signer: SignerDep, objects: ObjectsDep
-) -> FileResponse:
-    """A signed blob download."""
+    request: Request,
+    exp: str,
+    sig: str,
+    sha256: str,
+    ident: str,
+    filename: str,
+    signer: SignerDep,
+    objects: ObjectsDep,
+    settings: SettingsDep,
+) -> Response:
+    """A signed blob download (streamed, or a 307 to a presigned storage URL)."""
     if not _SHA_RE.match(sha256) or not signer.verify("GET", exp, sig, (sha256, ident, filename)):
         raise _forbidden()
-    path = objects.local_path(sha256)
-    if path is None:
-        raise ApiError(404, ErrorCode.NOT_FOUND, "the file is missing on the server")
     media = "application/zip" if filename.endswith(".zip") else "application/octet-stream"
-    return FileResponse(path, media_type=media, filename=filename)
+    response = blob_response(
+        objects,
+        sha256,
+        filename=filename,
+        media_type=media,
+        redirect=settings.redirect_downloads,
+        head=request.method == "HEAD",
+    )
+    if response is None:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "the file is missing on the server")
+    return response
 
 
 @router.put("/up/{exp}/{sig}/{upload_id}/{filename}")

@@ -41,6 +41,9 @@ __all__ = ["router"]
 
 log = logging.getLogger("trainhub.server.compat")
 router = APIRouter(prefix="/v1", route_class=HubRoute, tags=["compat: Ultralytics HUB"])
+
+#: Seconds between the heartbeats of hub-sdk (ultralytics <= 8.4.114); liveness counts missed ones.
+HUB_HEARTBEAT_INTERVAL = 300.0
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -148,7 +151,10 @@ async def heartbeat(model_id: str, request: Request, _: HubPrincipal, store: Sto
     body = await read_json(request)
     agent = body.get("agent") if isinstance(body, dict) else None
     agent = agent if isinstance(agent, str) and agent.strip() else "unknown"
-    beat = await run_in_threadpool(model_svc.heartbeat, store, model_id, agent.strip()[:200])
+    # hub-sdk beats every 300 s: liveness must not call such a run stalled after the native 60 s.
+    beat = await run_in_threadpool(
+        model_svc.heartbeat, store, model_id, agent.strip()[:200], HUB_HEARTBEAT_INTERVAL
+    )
     return _ok({"agentId": beat["agent_id"]})
 
 

@@ -84,6 +84,9 @@ MAX_EPOCHS = 1000
 #: Leading bytes of a PyTorch checkpoint: a zip archive (torch >= 1.6) or a legacy pickle.
 _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 
+#: The "heartbeat interval" liveness assumes for Platform runs (they send one event per epoch).
+PLATFORM_IDLE_INTERVAL = 300.0
+
 
 def _not_found(model_id: str) -> ApiError:
     return ApiError(404, ErrorCode.MODEL_NOT_FOUND, f"no model with id {model_id!r}")
@@ -559,7 +562,9 @@ def platform_training_started(store: Store, body: Mapping[str, Any], base: str) 
         if not model["config"]:
             q.update_model(conn, model["id"], config=config)
         run_id = cq.bump_run(conn, store.dialect, model["id"], "platform", owner, now)
-        model_svc.mark_training(conn, model)
+        # The Platform client sends no heartbeats, only an event per epoch: allow long epochs
+        # before liveness calls the run stalled.
+        model_svc.mark_training(conn, model, interval=PLATFORM_IDLE_INTERVAL)
         return _started_reply(_require_model(conn, model["id"]), run_id, base)
 
 

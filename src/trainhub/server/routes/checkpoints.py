@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from trainhub.protocol import HEADER_SHA256, CheckpointKind, ErrorCode
+from trainhub.server.downloads import blob_response
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
 from trainhub.server.schemas import CheckpointOutSchema, finite_or_none
@@ -103,12 +104,14 @@ def list_checkpoints(model_id: str, store: StoreDep) -> list[dict[str, Any]]:
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download_checkpoint(
-    model_id: str, kind: CheckpointKind, store: StoreDep, objects: ObjectsDep
-) -> FileResponse:
-    """The checkpoint file, as ``<model_id>-<kind>.pt``."""
+    model_id: str, kind: CheckpointKind, store: StoreDep, objects: ObjectsDep, settings: SettingsDep
+) -> Response:
+    """The checkpoint file, as ``<model_id>-<kind>.pt`` (or a 307 to a presigned storage URL)."""
     row = svc.get_checkpoint(store, model_id, kind.value)
-    path = objects.local_path(row["sha256"])
-    if path is None:
+    response = blob_response(
+        objects, row["sha256"], filename=f"{model_id}-{kind.value}.pt", redirect=settings.redirect_downloads
+    )
+    if response is None:
         log.warning("blob %s of checkpoint %s/%s is missing", row["sha256"], model_id, kind.value)
         raise ApiError(404, ErrorCode.CHECKPOINT_NOT_FOUND, "the checkpoint's file is missing on the server")
-    return FileResponse(path, media_type="application/octet-stream", filename=f"{model_id}-{kind.value}.pt")
+    return response

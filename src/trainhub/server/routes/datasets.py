@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from trainhub.protocol import HEADER_SHA256, MAX_NAME_LENGTH, ErrorCode
+from trainhub.server.downloads import blob_response
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
 from trainhub.server.services import checkpoints as blob_svc
@@ -98,10 +99,20 @@ async def upload_dataset_file(
 
 
 @router.get("/datasets/{dataset_id}/download", response_class=FileResponse)
-def download_dataset(dataset_id: str, store: StoreDep, objects: ObjectsDep) -> FileResponse:
-    """The dataset zip."""
+def download_dataset(
+    dataset_id: str, store: StoreDep, objects: ObjectsDep, settings: SettingsDep
+) -> Response:
+    """The dataset zip (streamed, or a 307 to a presigned storage URL)."""
     row = svc.get_row(store, dataset_id)
-    path = objects.local_path(row["sha256"]) if row["sha256"] else None
-    if path is None:
+    response = None
+    if row["sha256"]:
+        response = blob_response(
+            objects,
+            row["sha256"],
+            filename=row["filename"] or "dataset.zip",
+            media_type="application/zip",
+            redirect=settings.redirect_downloads,
+        )
+    if response is None:
         raise ApiError(404, ErrorCode.NOT_FOUND, f"dataset {dataset_id!r} has no file")
-    return FileResponse(path, media_type="application/zip", filename=row["filename"] or "dataset.zip")
+    return response

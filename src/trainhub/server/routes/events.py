@@ -17,8 +17,8 @@ router = APIRouter(tags=["events"])
 
 @router.post("/events", status_code=202)
 def post_events(body: EventsBatchIn, store: StoreDep) -> dict[str, int]:
-    """Store a batch of anonymous usage events."""
-    return {"accepted": svc.record_events(store, body)}
+    """Store a batch of anonymous usage events (each ``id`` once); ``{"accepted", "duplicates"}``."""
+    return svc.record_events(store, body)
 
 
 @router.get("/events/summary")

@@ -92,7 +92,7 @@ def update_status(model_id: str, body: StatusUpdateIn, store: StoreDep, base: Ba
 @router.post("/models/{model_id}/heartbeat", tags=["models"], response_model=HeartbeatOutSchema)
 def heartbeat(model_id: str, body: HeartbeatInSchema, store: StoreDep) -> dict[str, Any]:
     """Record a heartbeat; the reply carries the stable agent id and the stop flag."""
-    return svc.heartbeat(store, model_id, body.agent)
+    return svc.heartbeat(store, model_id, body.agent, body.interval)
 
 
 @router.post("/models/{model_id}/stop", tags=["models"], response_model=ModelOutSchema)

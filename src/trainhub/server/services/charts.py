@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from trainhub.server.services.models import require_model
 from trainhub.server.store import charts as q
+from trainhub.server.store.dialects import lock_key
 from trainhub.server.store.engine import Store
 
 __all__ = [
@@ -80,6 +81,7 @@ def _catalog(store: Store, model_id: str) -> dict[str, q.Bucket]:
             return cat
     # Points stored before rollups existed: roll them up once, then read as usual.
     with store.write() as conn:
+        lock_key(conn, store.dialect, f"metrics:{model_id}")  # as store.metrics.upsert_points does
         if not q.catalog(conn, model_id):
             q.rebuild_rollups(conn, store.dialect, model_id)
         return q.catalog(conn, model_id)

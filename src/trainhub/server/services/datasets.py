@@ -147,9 +147,11 @@ def attach_file(
     Raises:
         ApiError: 404 ``not_found``, 422 ``validation_error`` (not a dataset zip).
     """
-    path = objects.local_path(blob.sha256)
-    if path is not None:
-        check_zip(path)
+    try:
+        with objects.local_copy(blob.sha256) as path:
+            check_zip(path)
+    except FileNotFoundError as exc:
+        raise ApiError(404, ErrorCode.NOT_FOUND, "the uploaded file is missing on the server") from exc
     with store.write() as conn:
         _require(q.get_dataset(conn, dataset_id), dataset_id)
         q.update_dataset(

@@ -14,8 +14,9 @@ from trainhub.server.store.tables import utcnow
 __all__ = ["record_events", "summary"]
 
 
-def record_events(store: Store, batch: EventsBatchIn) -> int:
-    """Store a batch of events; returns how many were accepted.
+def record_events(store: Store, batch: EventsBatchIn) -> dict[str, int]:
+    """Store a batch of events, each ``id`` once; returns :class:`~trainhub.protocol.EventsReply`
+    (``accepted``: stored now, ``duplicates``: ids already stored or repeated in the batch).
 
     Raises:
         ApiError: 413 ``payload_too_large`` past :data:`~trainhub.protocol.MAX_EVENTS_PER_REQUEST`.
@@ -24,8 +25,9 @@ def record_events(store: Store, batch: EventsBatchIn) -> int:
         message = f"at most {MAX_EVENTS_PER_REQUEST} events per request"
         raise ApiError(413, ErrorCode.PAYLOAD_TOO_LARGE, message)
     now = utcnow()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
+            "event_id": e.id,
             "kind": e.kind,
             "install_id": e.install_id,
             "task": e.task,
@@ -39,8 +41,16 @@ def record_events(store: Store, batch: EventsBatchIn) -> int:
         for e in batch.events
     ]
     with store.write() as conn:
-        q.insert_events(conn, rows)
-    return len(rows)
+        seen = q.existing_event_ids(conn, [r["event_id"] for r in rows if r["event_id"] is not None])
+        fresh: list[dict[str, Any]] = []
+        for row in rows:
+            if row["event_id"] is not None:
+                if row["event_id"] in seen:
+                    continue
+                seen.add(row["event_id"])
+            fresh.append(row)
+        q.insert_events(conn, store.dialect, fresh)
+    return {"accepted": len(fresh), "duplicates": len(rows) - len(fresh)}
 
 
 def summary(store: Store) -> dict[str, Any]:

@@ -17,6 +17,10 @@ __all__ = ["put_metrics", "read_epochs", "read_series"]
 def put_metrics(store: Store, model_id: str, batch: MetricsBatchIn) -> dict[str, int]:
     """Upsert every (epoch, name) point of a batch; a re-sent epoch replaces its values.
 
+    Returns :class:`~trainhub.protocol.MetricsReply`: ``epochs``, ``points`` and ``replaced`` (how
+    many of the epochs were already stored: a client re-sending after a lost reply learns that they
+    were "already present").
+
     Raises:
         ApiError: 413 ``payload_too_large`` past the protocol's per-request limits,
             404 ``model_not_found``.
@@ -37,11 +41,13 @@ def put_metrics(store: Store, model_id: str, batch: MetricsBatchIn) -> dict[str,
             {"model_id": model_id, "name": name, "step": ep.epoch, "value": value}
             for name, value in ep.metrics.items()
         )
+    steps = sorted({ep.epoch for ep in batch.epochs})
     with store.write() as conn:
         model = require_model(conn, model_id)
-        q.upsert_points(conn, store.dialect, rows)
+        # An epoch counts as replaced when one of its points was already stored.
+        replaced = len({step for _, _, step in q.upsert_points(conn, store.dialect, rows)})
         mark_training(conn, model)
-    return {"epochs": len({ep.epoch for ep in batch.epochs}), "points": len(rows)}
+    return {"epochs": len(steps), "points": len(rows), "replaced": replaced}
 
 
 def read_epochs(store: Store, model_id: str) -> list[dict[str, Any]]:
@@ -61,5 +67,5 @@ def read_series(store: Store, model_id: str, name: str) -> dict[str, Any]:
     """One metric as ``{"name", "epochs", "values"}`` (empty lists for an unknown name)."""
     with store.read() as conn:
         require_model(conn, model_id)
-        pairs = q.read_series(conn, model_id, name)
-    return {"name": name, "epochs": [s for s, _ in pairs], "values": [v for _, v in pairs]}
+        steps, values = q.read_series(conn, model_id, name)
+    return {"name": name, "epochs": steps, "values": values}

@@ -1,14 +1,24 @@
-"""Projects and models: creation, reads with computed metrics, status, heartbeat, stop."""
+"""Projects and models: creation, reads with computed metrics and liveness, status, heartbeat, stop.
+
+Liveness is computed when a model is read, never by a background job, so any number of server
+workers agree without coordination: a stored ``training`` status is shown as ``stalled`` or
+``crashed`` from the age of the model's last sign of life (``last_seen_at``: heartbeat, metrics or
+checkpoint) and the heartbeat interval the client announced (see :class:`Liveness`). A sign of life
+sets ``last_seen_at`` (and a stored ``new``/``stalled``/``crashed`` back to ``training``), so a late
+heartbeat or upload of a "crashed" run shows it as ``training`` again.
+"""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from trainhub.protocol import ErrorCode, ModelStatus
+from trainhub.protocol import DEFAULT_HEARTBEAT_INTERVAL, STALLED_AFTER_INTERVALS, ErrorCode, ModelStatus
 from trainhub.server.errors import ApiError
 from trainhub.server.schemas import ModelCreateIn, StatusUpdateIn
 from trainhub.server.services import iso
@@ -17,6 +27,8 @@ from trainhub.server.store.engine import Store
 from trainhub.server.store.tables import utcnow
 
 __all__ = [
+    "LIVENESS",
+    "Liveness",
     "create_model",
     "create_project",
     "get_model",
@@ -32,6 +44,37 @@ __all__ = [
 
 #: States that a sign of life (heartbeat, metrics, checkpoint) moves to ``training``.
 _REVIVABLE = (ModelStatus.NEW, ModelStatus.STALLED, ModelStatus.CRASHED)
+
+
+@dataclass
+class Liveness:
+    """The read-time liveness rule.
+
+    Attributes:
+        crash_timeout: seconds without a sign of life after which a ``training`` model reads as
+            ``crashed`` (``ServerSettings.crash_timeout``; ``create_app`` sets it).
+    """
+
+    crash_timeout: float = 600.0
+
+    def status(self, row: Mapping[str, Any], now: datetime | None = None) -> str:
+        """The status to show for a model row: the stored one, except for ``training`` models that
+        stopped showing signs of life (``stalled`` after two heartbeat intervals, then ``crashed``)."""
+        stored = str(row["status"])
+        seen = row.get("last_seen_at") or row.get("last_heartbeat_at")
+        if stored != ModelStatus.TRAINING.value or seen is None:
+            return stored
+        age = ((now or utcnow()) - seen).total_seconds()
+        if age > self.crash_timeout:
+            return ModelStatus.CRASHED.value
+        interval = row.get("heartbeat_interval") or DEFAULT_HEARTBEAT_INTERVAL
+        if age > STALLED_AFTER_INTERVALS * interval:
+            return ModelStatus.STALLED.value
+        return stored
+
+
+#: The rule every read uses (one per server process; configured from the settings by create_app).
+LIVENESS = Liveness()
 
 
 def _best(rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, float | None], int | None]:
@@ -54,7 +97,7 @@ def model_out(row: Mapping[str, Any], summary: Sequence[Mapping[str, Any]], base
         "id": row["id"],
         "name": row["name"],
         "project": row["project"],
-        "status": row["status"],
+        "status": LIVENESS.status(row),
         "config": row["config"] or {},
         "epochs": row["epochs"],
         "task": row["task"],
@@ -78,14 +121,18 @@ def require_model(conn: Connection, model_id: str) -> Mapping[str, Any]:
     return row
 
 
-def mark_training(conn: Connection, model: Mapping[str, Any]) -> str:
-    """Move a new/stalled/crashed model to ``training``; returns the resulting status."""
+def mark_training(conn: Connection, model: Mapping[str, Any], *, interval: float | None = None) -> str:
+    """Record a sign of life: move a new/stalled/crashed model to ``training`` and set its
+    ``last_seen_at`` (and its heartbeat ``interval`` when given); returns the resulting status."""
     now = utcnow()
-    if model["status"] in _REVIVABLE:
-        q.update_model(conn, model["id"], status=ModelStatus.TRAINING.value, updated_at=now)
-        return ModelStatus.TRAINING.value
-    q.update_model(conn, model["id"], updated_at=now)
-    return str(model["status"])
+    values: dict[str, Any] = {"updated_at": now, "last_seen_at": now}
+    if interval is not None:
+        values["heartbeat_interval"] = interval
+    status = str(model["status"])
+    if status in _REVIVABLE:
+        status = values["status"] = ModelStatus.TRAINING.value
+    q.update_model(conn, model["id"], **values)
+    return status
 
 
 def _read_out(conn: Connection, model_id: str, base_url: str) -> dict[str, Any]:
@@ -160,23 +207,30 @@ def list_models(
 
 
 def update_status(store: Store, model_id: str, body: StatusUpdateIn, base_url: str) -> dict[str, Any]:
-    """Set a model's status (and final metrics, if given)."""
+    """Set a model's status (and final metrics, if given).
+
+    Setting ``training`` explicitly means a run resumes the model: an earlier stop request is
+    cleared, or the resumed run would stop again at its first heartbeat.
+    """
     with store.write() as conn:
         require_model(conn, model_id)
         values: dict[str, Any] = {"updated_at": utcnow()}
         if body.status is not None:
             values["status"] = body.status.value
+            if body.status is ModelStatus.TRAINING:
+                values["stop_requested"] = False
         if body.final_metrics is not None:
             values["final_metrics"] = body.final_metrics
         q.update_model(conn, model_id, **values)
         return _read_out(conn, model_id, base_url)
 
 
-def heartbeat(store: Store, model_id: str, agent: str) -> dict[str, Any]:
-    """Record a heartbeat; returns the model's stable agent id, status and stop flag."""
+def heartbeat(store: Store, model_id: str, agent: str, interval: float | None = None) -> dict[str, Any]:
+    """Record a heartbeat (and the client's heartbeat ``interval``, seconds, which liveness uses);
+    returns the model's stable agent id, status and stop flag."""
     with store.write() as conn:
         model = require_model(conn, model_id)
-        status = mark_training(conn, model)
+        status = mark_training(conn, model, interval=interval)
         # Generated once per model and echoed forever, so the client can tell "same run" apart.
         agent_id = model["agent_id"] or secrets.token_hex(8)
         q.update_model(conn, model_id, agent=agent, agent_id=agent_id, last_heartbeat_at=utcnow())

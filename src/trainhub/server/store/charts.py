@@ -17,7 +17,7 @@ replaces a value that was a bucket's min or max.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -29,7 +29,9 @@ from trainhub.server.store.tables import metric_points, metric_rollups
 __all__ = [
     "LEVELS",
     "Bucket",
+    "add_points",
     "catalog",
+    "driver_sql",
     "has_points",
     "level_width",
     "merge",
@@ -109,6 +111,18 @@ def merge(bucket: int, parts: Iterable[Bucket]) -> Bucket | None:
     if n == 0:
         return None
     return Bucket(bucket, n, first, last, min_step, min_value, max_step, max_value)
+
+
+def _summarize(bucket: int, points: Sequence[tuple[int, float | None]]) -> Bucket:
+    """The summary of distinct ``(step, value)`` points (as :func:`merge` of their :func:`_point`)."""
+    steps = [s for s, _ in points]
+    valued = [(v, s) for s, v in points if v is not None]
+    if valued:
+        min_value, min_step = min(valued)  # ties: the earliest step
+        max_neg = max((v, -s) for v, s in valued)
+        max_value, max_step = max_neg[0], -max_neg[1]
+        return Bucket(bucket, len(steps), min(steps), max(steps), min_step, min_value, max_step, max_value)
+    return Bucket(bucket, len(steps), min(steps), max(steps), None, None, None, None)
 
 
 def _point(step: int, value: float | None) -> Bucket:
@@ -255,6 +269,92 @@ def refresh_rollups(conn: Connection, dialect: str, model_id: str, points: Itera
         _write(conn, dialect, model_id, level, rows)
         _delete(conn, model_id, level, wanted - rows.keys())  # buckets whose points were all deleted
         wanted = {(name, b // _FANOUT) for name, b in wanted}
+
+
+def add_points(
+    conn: Connection,
+    dialect: str,
+    model_id: str,
+    points: Mapping[tuple[str, int], float | None],
+    replaced: Collection[tuple[str, int]] = (),
+) -> None:
+    """Fold ``points`` (``(name, step) -> value``, just upserted) into every rollup level.
+
+    The write path's fast version of :func:`refresh_rollups`, for points that were not stored
+    before: per level, the batch's points are summarized per bucket here and merged into the stored
+    summaries by the upsert itself (``n + excluded.n``, the smaller min, ...): one executemany for
+    every level, no SELECT. That is exact because a new point only adds to a bucket. ``replaced``
+    (``(name, step)`` that already had a stored value, see :func:`trainhub.server.store.metrics.
+    upsert_points`) may have removed a bucket's min or max: their buckets, and every ancestor of
+    one, are recomputed by :func:`refresh_rollups` instead.
+    """
+    if not points:
+        return
+    grouped: dict[tuple[str, int], list[tuple[int, float | None]]] = defaultdict(list)
+    for (name, step), value in points.items():
+        grouped[(name, step // _BASE_WIDTH)].append((step, value))
+    dirty = {(name, step // _BASE_WIDTH) for name, step in replaced}
+    level_news: dict[tuple[str, int], list[Bucket]] = {
+        key: [_summarize(key[1], pts)] for key, pts in grouped.items()
+    }
+    rows: list[tuple[Any, ...]] = []
+    for level in range(LEVELS):
+        parents: dict[tuple[str, int], list[Bucket]] = defaultdict(list)
+        for key, news in level_news.items():
+            if key in dirty:
+                continue  # refresh_rollups recomputes it below
+            new_part = news[0] if len(news) == 1 else merge(key[1], news)
+            if new_part is None:
+                continue
+            rows.append((model_id, key[0], level, *new_part))
+            # The parent gains exactly these new points: pass them up, labelled with its bucket.
+            parent = key[1] // _FANOUT
+            parents[(key[0], parent)].append(new_part._replace(bucket=parent))
+        dirty = {(name, b // _FANOUT) for name, b in dirty}
+        level_news = parents
+    if rows:
+        conn.exec_driver_sql(_merge_rollup_sql(dialect), rows)
+    if replaced:
+        # After the merged rows are written: the recompute reads them as the clean children.
+        refresh_rollups(conn, dialect, model_id, list(replaced))
+
+
+def _merge_rollup_sql(dialect: str) -> str:
+    """The upsert that merges a summary of new points into a stored one (or inserts it).
+
+    In ``DO UPDATE SET`` every column of ``metric_rollups`` is the stored row's old value. Ties of
+    min/max keep the earliest step, as :func:`merge` does.
+    """
+    least, greatest = ("LEAST", "GREATEST") if dialect == "postgresql" else ("min", "max")
+    t = "metric_rollups"
+    new_min = (
+        f"excluded.min_value IS NOT NULL AND ({t}.min_value IS NULL OR excluded.min_value < {t}.min_value"
+        f" OR (excluded.min_value = {t}.min_value AND excluded.min_step < {t}.min_step))"
+    )
+    new_max = (
+        f"excluded.max_value IS NOT NULL AND ({t}.max_value IS NULL OR excluded.max_value > {t}.max_value"
+        f" OR (excluded.max_value = {t}.max_value AND excluded.max_step < {t}.max_step))"
+    )
+    sql = (
+        f"INSERT INTO {t} (model_id, name, level, bucket, n, first_step, last_step,"
+        " min_step, min_value, max_step, max_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (model_id, name, level, bucket) DO UPDATE SET"
+        f" n = {t}.n + excluded.n,"
+        f" first_step = {least}({t}.first_step, excluded.first_step),"
+        f" last_step = {greatest}({t}.last_step, excluded.last_step),"
+        f" min_step = CASE WHEN {new_min} THEN excluded.min_step ELSE {t}.min_step END,"
+        f" min_value = CASE WHEN {new_min} THEN excluded.min_value ELSE {t}.min_value END,"
+        f" max_step = CASE WHEN {new_max} THEN excluded.max_step ELSE {t}.max_step END,"
+        f" max_value = CASE WHEN {new_max} THEN excluded.max_value ELSE {t}.max_value END"
+    )
+    return driver_sql(dialect, sql)
+
+
+def driver_sql(dialect: str, sql: str) -> str:
+    """``sql`` written with ``?`` placeholders, in the driver's own paramstyle (``%s`` for psycopg)."""
+    if dialect == "postgresql":
+        return sql.replace("%", "%%").replace("?", "%s")
+    return sql
 
 
 def rebuild_rollups(conn: Connection, dialect: str, model_id: str) -> None:

@@ -8,15 +8,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from trainhub.server.store.dialects import upsert
 from trainhub.server.store.tables import events
 
-__all__ = ["count_by", "count_installs", "insert_events"]
+__all__ = ["count_by", "count_installs", "existing_event_ids", "insert_events"]
 
 
-def insert_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert a batch of event rows in one statement."""
+def existing_event_ids(conn: Connection, event_ids: Sequence[str]) -> set[str]:
+    """Which of ``event_ids`` are already stored."""
+    if not event_ids:
+        return set()
+    query = sa.select(events.c.event_id).where(events.c.event_id.in_(sorted(set(event_ids))))
+    return {str(v) for v in conn.execute(query).scalars()}
+
+
+def insert_events(conn: Connection, dialect: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert a batch of event rows in one statement; a row whose ``event_id`` exists is skipped."""
     if rows:
-        conn.execute(sa.insert(events), list(rows))
+        stmt = upsert(dialect, events).on_conflict_do_nothing(index_elements=["event_id"])
+        conn.execute(stmt, list(rows))
 
 
 def count_by(conn: Connection, column: str) -> dict[str, int]:

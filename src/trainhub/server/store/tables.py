@@ -27,6 +27,7 @@ __all__ = [
     "models",
     "projects",
     "server_secrets",
+    "uploads",
     "utcnow",
     "web_sessions",
 ]
@@ -92,6 +93,9 @@ models = sa.Table(
     sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("final_metrics", sa.JSON, nullable=True),
     sa.Column("final_map", sa.Double, nullable=True),
+    # Migration 0004: liveness (the shown status is computed from these at read time).
+    sa.Column("heartbeat_interval", sa.Double, nullable=True),
+    sa.Column("last_seen_at", UtcDateTime, nullable=True),
 )
 
 metric_points = sa.Table(
@@ -129,6 +133,8 @@ events = sa.Table(
     sa.Column("ultralytics_version", sa.String(64), nullable=True),
     sa.Column("ts", sa.Double, nullable=True),
     sa.Column("received_at", UtcDateTime, nullable=False),
+    # Migration 0004: the client-made id; unique, so a re-sent event is stored once.
+    sa.Column("event_id", sa.String(64), nullable=True, unique=True),
 )
 
 api_keys = sa.Table(
@@ -225,4 +231,32 @@ metric_rollups = sa.Table(
     sa.Column("min_value", sa.Double, nullable=True),
     sa.Column("max_step", sa.BigInteger, nullable=True),
     sa.Column("max_value", sa.Double, nullable=True),
+)
+
+
+# --- chunked checkpoint uploads (migration 0002) ---------------------------------------------------
+
+#: Upload sessions (``services/uploads.py``). Parts live in the object store (``list_parts``);
+#: ``storage_id`` is the object store's multipart id. ``state``: open, complete, aborted, failed.
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column(
+        "model_id", sa.String(64), sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=True),
+    sa.Column("is_best", sa.Boolean, nullable=False),
+    sa.Column("map", sa.Double, nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("part_size", sa.BigInteger, nullable=False),
+    sa.Column("storage_id", sa.String(200), nullable=True),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("bytes_received", sa.BigInteger, nullable=False),
+    sa.Column("already_present", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
 )
