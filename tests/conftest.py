@@ -6,11 +6,16 @@ Fixtures (usable from every test package):
 * ``hub_server_module``: module scope, for fast read-only / bad-input suites.
 * ``hub_server_factory``: ``factory(data_dir=None, admin_key=ADMIN_KEY, env=None)`` starts
   more servers (say, without ``TRAINHUB_ADMIN_KEY`` or with a small checkpoint limit); all
-  are stopped at teardown.
+  are stopped at teardown. The same ``data_dir`` again means the same hub (same database).
+* ``hub_backend``: the backend of this test's servers, ``sqlite`` (SQLite + files) or ``postgres``
+  (PostgreSQL + S3). Every test that uses the fixtures above runs once per backend (see
+  ``tests/backends.py``; ``TRAINHUB_TEST_BACKENDS=sqlite`` runs only the fast one).
 
 Each yields a :class:`HubServer` with ``.url``, ``.api_key`` (an admin key), ``.data_dir``,
-``.output`` (everything the process printed), ``.stop()`` and ``.start(port=None)`` (restart on
-the same data dir; a new port unless ``port`` is given). Readiness is the server's own
+``.backend``, ``.instance`` (its isolated storage: ``.blobs()``, ``.temp_objects()``,
+``.database_text()``, ``.database_url``), ``.cli_env()`` (environment for ``trainhub`` commands on
+the same hub), ``.output`` (everything the process printed), ``.stop()`` and ``.start(port=None)``
+(restart on the same storage; a new port unless ``port`` is given). Readiness is the server's own
 ``trainhub listening on ...`` line, awaited with a timeout: no sleeping for luck.
 """
 
@@ -28,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from backends import SERVICES, Instance, new_instance, selected_backends
+
 #: The admin key the fixtures register through TRAINHUB_ADMIN_KEY.
 ADMIN_KEY = "ul_" + "a1" * 20
 _LISTENING = re.compile(r"^trainhub listening on (http://\S+)$")
@@ -38,8 +45,16 @@ _STOP_TIMEOUT = 15.0
 class HubServer:
     """A ``python -m trainhub serve`` subprocess on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, admin_key: str | None = ADMIN_KEY, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        admin_key: str | None = ADMIN_KEY,
+        env: dict[str, str] | None = None,
+        instance: Instance | None = None,
+    ):
         self.data_dir = data_dir
+        self.instance = instance or Instance("sqlite", data_dir)
+        self.backend = self.instance.backend
         self.api_key = admin_key
         self.url = ""
         self.port = 0
@@ -47,6 +62,12 @@ class HubServer:
         self._env = env or {}
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for ``trainhub`` commands on this hub's storage (its backend's URLs)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINHUB_", "AWS_"))}
+        env.update(self.instance.env)
+        return env
 
     @property
     def running(self) -> bool:
@@ -56,7 +77,7 @@ class HubServer:
     def start(self, port: int | None = None) -> HubServer:
         """Start (or restart) on the same data dir; waits for the "listening on" line."""
         assert not self.running, "already running"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHUB_")}
+        env = self.cli_env()
         env.update({"PYTHONUNBUFFERED": "1", "TRAINHUB_LOG_LEVEL": "warning"})
         if self.api_key is not None:
             env["TRAINHUB_ADMIN_KEY"] = self.api_key
@@ -120,21 +141,42 @@ class HubServer:
         return {"Authorization": f"Bearer {key or self.api_key}"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _backend_services() -> Iterator[None]:
+    """Stops the session's S3 server (started on first use by a postgres test)."""
+    yield
+    SERVICES.stop()
+
+
+@pytest.fixture(scope="module", params=selected_backends())
+def hub_backend(request: pytest.FixtureRequest) -> str:
+    """The backend of this test's hub servers (parametrizes every test that starts one)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def hub_server_factory(tmp_path: Path) -> Iterator[Callable[..., HubServer]]:
+def hub_server_factory(tmp_path: Path, hub_backend: str) -> Iterator[Callable[..., HubServer]]:
     """Start extra servers: ``factory(data_dir=None, admin_key=ADMIN_KEY, env=None)``."""
     servers: list[HubServer] = []
+    made: dict[Path, Instance] = {}
 
     def make(
         data_dir: Path | None = None, admin_key: str | None = ADMIN_KEY, env: dict[str, str] | None = None
     ) -> HubServer:
-        server = HubServer(data_dir or tmp_path / f"hub{len(servers)}", admin_key, env)
+        data_dir = data_dir or tmp_path / f"hub{len(servers)}"
+        if data_dir not in made:
+            made[data_dir] = new_instance(hub_backend, data_dir)
+        server = HubServer(data_dir, admin_key, env, made[data_dir])
         servers.append(server)
         return server.start()
 
-    yield make
-    for server in servers:
-        server.stop()
+    try:
+        yield make
+    finally:
+        for server in servers:
+            server.stop()
+        for instance in made.values():
+            instance.drop()
 
 
 @pytest.fixture
@@ -144,11 +186,15 @@ def hub_server(hub_server_factory: Callable[..., HubServer]) -> HubServer:
 
 
 @pytest.fixture(scope="module")
-def hub_server_module() -> Iterator[HubServer]:
+def hub_server_module(hub_backend: str) -> Iterator[HubServer]:
     """One hub server shared by a test module (for read-only and bad-input tests)."""
     with tempfile.TemporaryDirectory(prefix="trainhub-test-") as tmp:
-        server = HubServer(Path(tmp) / "hub").start()
+        instance = new_instance(hub_backend, Path(tmp) / "hub")
         try:
-            yield server
+            server = HubServer(instance.data_dir, instance=instance).start()
+            try:
+                yield server
+            finally:
+                server.stop()
         finally:
-            server.stop()
+            instance.drop()

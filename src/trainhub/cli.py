@@ -1,9 +1,14 @@
 """The ``trainhub`` command line.
 
 Commands:
-    trainhub serve [--host] [--port] [--data-dir] [--database-url] [--storage-url] [--public-url]
+    trainhub serve [--host] [--port] [--workers] [--data-dir] [--database-url] [--storage-url]
+                   [--public-url] [--s3-*] [--redirect-downloads]
     trainhub keys create [--name] [--admin] | keys list | keys revoke KEY_ID
+    trainhub db upgrade [--data-dir] [--database-url]
+    trainhub migrate-data --from DB_URL --to DB_URL [--from-storage URL --to-storage URL] [--s3-*]
     trainhub datasets push PATH [--name] [--url] [--api-key] | datasets list [--url] [--api-key]
+    trainhub sync [--spool-dir] [--status] [--url] [--api-key] [--timeout] [--retry-dead]
+    trainhub pull MODEL [--last | --best | --final] [--out DIR] [--url] [--api-key]
     trainhub version
 
 Server commands import the server lazily, so ``trainhub --help`` works with only the client
@@ -33,6 +38,28 @@ def _add_store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_s3_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("S3 storage (default: the usual AWS_* variables and ~/.aws)")
+    g.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="S3 endpoint, e.g. http://minio:9000 ($TRAINHUB_S3_ENDPOINT_URL, else $AWS_ENDPOINT_URL)",
+    )
+    g.add_argument(
+        "--s3-region", default=None, help="S3 region ($TRAINHUB_S3_REGION, else $AWS_DEFAULT_REGION)"
+    )
+    g.add_argument(
+        "--s3-access-key-id",
+        default=None,
+        help="access key id ($TRAINHUB_S3_ACCESS_KEY_ID, else $AWS_ACCESS_KEY_ID)",
+    )
+    g.add_argument(
+        "--s3-secret-access-key",
+        default=None,
+        help="secret key; prefer $TRAINHUB_S3_SECRET_ACCESS_KEY or $AWS_SECRET_ACCESS_KEY (flags show in ps)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command (documented in docs/cli.md)."""
     parser = argparse.ArgumentParser(prog="trainhub", description="trainhub: a self-hosted training hub.")
@@ -54,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="URL users reach the hub at, used in printed links (default http://HOST:PORT)",
     )
     serve.add_argument("--log-level", default=None, help="uvicorn log level (default info)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing the port (default 1, or $TRAINHUB_WORKERS; >1 wants PostgreSQL)",
+    )
+    serve.add_argument(
+        "--redirect-downloads",
+        action="store_true",
+        default=None,
+        help="answer downloads with a 307 to a presigned S3 URL instead of streaming them",
+    )
+    _add_s3_args(serve)
 
     keys = sub.add_parser("keys", help="manage API keys (works on the database directly)")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -67,6 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     _add_store_args(kr)
 
+    dbp = sub.add_parser("db", help="database maintenance")
+    db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    du = db_sub.add_parser("upgrade", help="apply the schema migrations (serve also does it on start)")
+    _add_store_args(du)
+
+    md = sub.add_parser(
+        "migrate-data",
+        help="copy a whole hub to other backends (say, SQLite + files to PostgreSQL + S3)",
+    )
+    md.add_argument("--from", dest="from_db", required=True, metavar="DB_URL", help="source database URL")
+    md.add_argument("--to", dest="to_db", required=True, metavar="DB_URL", help="target database URL (empty)")
+    md.add_argument(
+        "--from-storage", default=None, metavar="URL", help="source storage URL (e.g. file:///...)"
+    )
+    md.add_argument(
+        "--to-storage", default=None, metavar="URL", help="target storage URL (e.g. s3://bucket/hub)"
+    )
+    _add_s3_args(md)
+
     ds = sub.add_parser("datasets", help="dataset zips on a hub (for HUB-style training with no local files)")
     ds_sub = ds.add_subparsers(dest="datasets_command", metavar="ACTION", required=True)
     dp = ds_sub.add_parser("push", help="upload a dataset zip; prints its id and reference")
@@ -76,6 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (dp, dl):
         p.add_argument("--url", default=None, help="hub URL (default $TRAINHUB_URL or http://127.0.0.1:8000)")
         p.add_argument("--api-key", default=None, help="API key (default $TRAINHUB_API_KEY)")
+
+    sy = sub.add_parser(
+        "sync", help="send what earlier, crashed or offline runs left in the spool; --status shows it"
+    )
+    sy.add_argument("--spool-dir", default=None, help="spool directory (default $TRAINHUB_SPOOL_DIR)")
+    sy.add_argument(
+        "--status", action="store_true", help="show pending items and rejected ones; send nothing"
+    )
+    sy.add_argument("--url", default=None, help="hub URL (default: the one each run was sent to)")
+    sy.add_argument("--api-key", default=None, help="API key (default $TRAINHUB_API_KEY)")
+    sy.add_argument("--timeout", type=float, default=600.0, help="longest time to keep trying (s)")
+    sy.add_argument(
+        "--retry-dead", action="store_true", help="also re-send the items the hub rejected before"
+    )
+
+    pl = sub.add_parser("pull", help="download a model's checkpoint (to resume training from it)")
+    pl.add_argument("model", help="model id, or its page <hub>/models/<id>")
+    which = pl.add_mutually_exclusive_group()
+    for kind, text in (("last", "the last (default)"), ("best", "the best"), ("final", "the final")):
+        which.add_argument(
+            f"--{kind}", dest="kind", action="store_const", const=kind, help=f"{text} checkpoint"
+        )
+    pl.add_argument("--out", default=".", help="directory to write to (default: the current one)")
+    pl.add_argument("--url", default=None, help="hub URL (default $TRAINHUB_URL or http://127.0.0.1:8000)")
+    pl.add_argument("--api-key", default=None, help="API key (default $TRAINHUB_API_KEY)")
 
     sub.add_parser("version", help="print the version")
     return parser
@@ -115,6 +199,66 @@ def _datasets(args: argparse.Namespace) -> int:
         return 1
 
 
+def _sync(args: argparse.Namespace) -> int:
+    import os
+
+    from trainhub.client.errors import ConfigError
+    from trainhub.client.settings import ClientSettings
+    from trainhub.client.sync import spool_status, sync_dir
+
+    try:
+        settings = ClientSettings.from_env(spool_dir=args.spool_dir, api_key=args.api_key, url=args.url)
+    except ConfigError as exc:
+        print(f"trainhub: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    if args.status:
+        statuses = spool_status(settings.spool_dir)
+        print(f"{len(statuses)} spool files in {settings.spool_dir}")
+        for st in statuses:
+            pending = ", ".join(f"{c}: {n}" for c, n in sorted(st.pending.items())) or "nothing"
+            note = " (in use by a running process)" if st.in_use else ""
+            print(f"{st.model_id}  {st.url or '-'}{note}\n  pending: {pending} ({st.pending_total} items)")
+            if st.error:
+                print(f"  error: {st.error}")
+            if st.dead:
+                print(f"  rejected by the hub ({len(st.dead)}; `trainhub sync --retry-dead` re-sends them):")
+                for d in st.dead:
+                    print(f"    #{d.id} {d.category} {d.key or ''} after {d.attempts} attempts: {d.error}")
+        return 0
+    # An explicit --url or TRAINHUB_URL wins; otherwise each spool goes where its run was sending.
+    url = args.url or os.environ.get("TRAINHUB_URL") or None
+    reports = sync_dir(settings, url=url, timeout=args.timeout, retry_dead=args.retry_dead, progress=True)
+    for r in reports:
+        if r.skipped:
+            print(f"{r.model_id or r.path}: skipped, {r.skipped}")
+            continue
+        line = f"{r.model_id}: sent {r.sent}, already present {r.present}, failed {r.failed}, left {r.left}"
+        print(line + (f" ({r.error})" if r.error else "") + (f" -> {r.url}" if r.url else ""))
+    sent, present = sum(r.sent for r in reports), sum(r.present for r in reports)
+    failed, left = sum(r.failed for r in reports), sum(r.left for r in reports)
+    print(
+        f"Summary: {len(reports)} spools, {sent} items sent, {present} already present, "
+        f"{failed} failed, {left} left",
+        flush=True,
+    )
+    if failed:
+        print("Rejected items are kept; see them with `trainhub sync --status`.", file=sys.stderr)
+    return 0 if not failed and not left and not any(r.error for r in reports) else 1
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from trainhub.client.errors import TrainhubError
+    from trainhub.client.pull import pull
+
+    try:
+        path = pull(args.model, args.kind or "last", out=args.out, url=args.url, api_key=args.api_key)
+    except TrainhubError as exc:
+        print(f"trainhub: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(path, flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trainhub`` command; returns the exit code."""
     parser = build_parser()
@@ -123,8 +267,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_server_commands().serve(args))
     if args.command == "keys":
         return int(_server_commands().keys(args))
+    if args.command == "db":
+        return int(_server_commands().db(args))
+    if args.command == "migrate-data":
+        return int(_server_commands().migrate_data(args))
     if args.command == "datasets":
         return _datasets(args)
+    if args.command == "pull":
+        return _pull(args)
+    if args.command == "sync":
+        return _sync(args)
     if args.command == "version":
         print(f"trainhub {__version__}")
         return 0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -20,10 +18,10 @@ if TYPE_CHECKING:
 KEY_RE = re.compile(r"ul_[0-9a-f]{40}")
 
 
-def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINHUB_")}
+def _cli(*args: str, server: HubServer) -> subprocess.CompletedProcess[str]:
+    env = server.cli_env()  # the hub's backend (its TRAINHUB_DATABASE_URL, if not SQLite)
     return subprocess.run(
-        [sys.executable, "-m", "trainhub", *args, "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "trainhub", *args, "--data-dir", str(server.data_dir)],
         capture_output=True,
         text=True,
         env=env,
@@ -84,7 +82,7 @@ def test_key_routes_create_list_revoke(hub_server: HubServer) -> None:
 
 
 def test_keys_cli_create_list_revoke(hub_server: HubServer) -> None:
-    created = _cli("keys", "create", "--name", "laptop", data_dir=hub_server.data_dir)
+    created = _cli("keys", "create", "--name", "laptop", server=hub_server)
     assert created.returncode == 0, created.stderr
     key = KEY_RE.search(created.stdout)
     assert key is not None
@@ -92,12 +90,12 @@ def test_keys_cli_create_list_revoke(hub_server: HubServer) -> None:
     assert key_id is not None
     with client(hub_server, key.group()) as c:
         assert c.get(f"{API}/models").status_code == 200
-        listed = _cli("keys", "list", data_dir=hub_server.data_dir)
+        listed = _cli("keys", "list", server=hub_server)
         assert listed.returncode == 0 and "laptop" in listed.stdout and key.group() not in listed.stdout
-        revoked = _cli("keys", "revoke", key_id.group(1), data_dir=hub_server.data_dir)
+        revoked = _cli("keys", "revoke", key_id.group(1), server=hub_server)
         assert revoked.returncode == 0, revoked.stderr
         assert_error(c.get(f"{API}/models"), 401, "unauthorized")  # the running server sees it at once
-    assert _cli("keys", "revoke", "nope", data_dir=hub_server.data_dir).returncode != 0
+    assert _cli("keys", "revoke", "nope", server=hub_server).returncode != 0
 
 
 def test_first_start_prints_a_generated_admin_key_once(hub_server_factory: Callable[..., HubServer]) -> None:
@@ -107,7 +105,7 @@ def test_first_start_prints_a_generated_admin_key_once(hub_server_factory: Calla
     key = KEY_RE.search(printed[0])
     assert key is not None
     assert httpx.get(f"{server.url}{API}/models", headers={"x-api-key": key.group()}).status_code == 200
-    assert key.group() not in (server.data_dir / "trainhub.db").read_bytes().decode("latin-1")
+    assert key.group() not in server.instance.database_text()
     server.stop()
     server.output.clear()
     server.start()

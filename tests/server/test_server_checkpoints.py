@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server_helpers import API, assert_error, client, new_model, sha256, wait_until
@@ -14,12 +13,12 @@ if TYPE_CHECKING:
     from conftest import HubServer
 
 
-def _blobs(server: HubServer) -> list[Path]:
-    return sorted(p for p in (server.data_dir / "objects" / "blobs").rglob("*") if p.is_file())
+def _blobs(server: HubServer) -> list[str]:
+    return server.instance.blobs()
 
 
-def _tmp(server: HubServer) -> list[Path]:
-    return sorted((server.data_dir / "objects" / "tmp").iterdir())
+def _tmp(server: HubServer) -> list[str]:
+    return server.instance.temp_objects()
 
 
 def test_upload_then_download_gives_the_same_bytes(hub_server: HubServer) -> None:
@@ -103,11 +102,11 @@ def test_client_disconnect_mid_upload_leaves_no_row_and_no_blob(hub_server: HubS
         sock.sendall(
             (
                 f"PUT {API}/models/{m['id']}/checkpoints/last HTTP/1.1\r\nHost: {host}\r\n"
-                f"Authorization: Bearer {hub_server.api_key}\r\nContent-Length: 10000000\r\n\r\n"
+                f"Authorization: Bearer {hub_server.api_key}\r\nContent-Length: 20000000\r\n\r\n"
             ).encode()
-            + os.urandom(300_000)
+            + os.urandom(9_000_000)  # more than one S3 part (8 MiB): a multipart upload is open
         )
-        # The body streams to a temp file; nothing is visible yet.
+        # The body streams to a temp object; nothing is visible yet.
         wait_until(lambda: len(_tmp(hub_server)) == 1, what="the temp upload file")
         with client(hub_server) as c:
             assert c.get(f"{API}/models/{m['id']}/checkpoints").json() == []

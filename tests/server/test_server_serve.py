@@ -30,9 +30,9 @@ def test_settings_derive_urls_from_the_data_dir(tmp_path: Path) -> None:
 
 
 def test_unknown_scheme_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="known schemes: sqlite"):
+    with pytest.raises(ValueError, match="known schemes: postgresql, sqlite"):
         ServerSettings(data_dir=tmp_path, database_url="mysql://x/y")
-    with pytest.raises(ValueError, match="known schemes: file"):
+    with pytest.raises(ValueError, match="known schemes: file, s3"):
         ServerSettings(data_dir=tmp_path, storage_url="s4://bucket")
     assert issubclass(ConfigError, ValueError)
 
@@ -49,7 +49,7 @@ def test_serve_with_an_unknown_scheme_fails_cleanly(tmp_path: Path) -> None:
         check=False,
     )
     assert r.returncode == 2
-    assert "known schemes: sqlite" in r.stderr and "Traceback" not in r.stderr
+    assert "known schemes: postgresql, sqlite" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_sigterm_exits_zero(hub_server: HubServer) -> None:

@@ -1,8 +1,17 @@
 """Backends chosen by URL scheme (MLflow's store-by-URL registry, in small).
 
 ``DATABASE_BACKENDS`` maps a database URL scheme to an engine factory; ``STORAGE_BACKENDS`` maps
-a storage URL scheme to an object-store factory. Adding PostgreSQL or S3 is one entry each. An
-unknown scheme raises :class:`ConfigError` naming the known ones.
+a storage URL scheme to an object-store factory. An unknown scheme raises :class:`ConfigError`
+naming the known ones.
+
+* ``sqlite:///path`` -- the embedded default (one machine, one server process is best);
+* ``postgresql://user@host:5432/db`` (psycopg 3; ``postgresql+psycopg://`` is the same) -- N workers;
+* ``file:///path`` -- blobs on a local (or shared) filesystem;
+* ``s3://bucket/prefix`` -- any S3-compatible service; endpoint and credentials from
+  :class:`~trainhub.server.objects.StorageOptions` or the usual ``AWS_*`` variables.
+
+Backend libraries (psycopg, boto3) are imported only when their scheme is used, so each is an
+optional extra (``trainhub[postgres]``, ``trainhub[s3]``).
 """
 
 from __future__ import annotations
@@ -12,9 +21,9 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from trainhub.server.errors import ConfigError
-from trainhub.server.objects import ObjectStore
+from trainhub.server.objects import ObjectStore, StorageOptions
 from trainhub.server.objects.local import LocalObjectStore
-from trainhub.server.store.engine import Store, sqlite_engine
+from trainhub.server.store.engine import Store, postgresql_engine, sqlite_engine
 
 __all__ = [
     "DATABASE_BACKENDS",
@@ -25,8 +34,21 @@ __all__ = [
     "open_store",
 ]
 
-DATABASE_BACKENDS: dict[str, Callable[[str], Engine]] = {"sqlite": sqlite_engine}
-STORAGE_BACKENDS: dict[str, Callable[[str], ObjectStore]] = {"file": LocalObjectStore.from_url}
+
+def _s3(url: str, options: StorageOptions | None) -> ObjectStore:
+    from trainhub.server.objects.s3 import S3ObjectStore  # boto3 is an optional extra
+
+    return S3ObjectStore.from_url(url, options)
+
+
+DATABASE_BACKENDS: dict[str, Callable[[str], Engine]] = {
+    "postgresql": postgresql_engine,
+    "sqlite": sqlite_engine,
+}
+STORAGE_BACKENDS: dict[str, Callable[[str, StorageOptions | None], ObjectStore]] = {
+    "file": LocalObjectStore.from_url,
+    "s3": _s3,
+}
 
 
 def _scheme(url: str) -> str:
@@ -34,7 +56,8 @@ def _scheme(url: str) -> str:
     head, sep, _ = url.partition("://")
     if not sep:
         head, sep, _ = url.partition(":")
-    return head.split("+", 1)[0].lower() if sep else ""
+    scheme = head.split("+", 1)[0].lower() if sep else ""
+    return "postgresql" if scheme == "postgres" else scheme
 
 
 def _check(kind: str, url: str, known: dict[str, object]) -> str:
@@ -61,6 +84,10 @@ def open_store(url: str) -> Store:
     return Store(DATABASE_BACKENDS[_check("database", url, dict(DATABASE_BACKENDS))](url))
 
 
-def open_objects(url: str) -> ObjectStore:
-    """Open the object store of a storage URL."""
-    return STORAGE_BACKENDS[_check("storage", url, dict(STORAGE_BACKENDS))](url)
+def open_objects(url: str, options: StorageOptions | None = None) -> ObjectStore:
+    """Open the object store of a storage URL.
+
+    Raises:
+        ConfigError: unknown scheme, missing extra, or the storage is not reachable.
+    """
+    return STORAGE_BACKENDS[_check("storage", url, dict(STORAGE_BACKENDS))](url, options)

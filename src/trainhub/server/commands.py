@@ -1,18 +1,30 @@
-"""``trainhub serve`` and ``trainhub keys``: called by :mod:`trainhub.cli` with parsed args.
+"""``trainhub serve``, ``keys``, ``db`` and ``migrate-data``: called by :mod:`trainhub.cli`.
 
 ``serve`` binds the listening socket itself so ``--port 0`` works and the real port can be
 printed (``trainhub listening on http://HOST:PORT``) once the app is ready. The socket is made
 with ``proto=IPPROTO_TCP``: accepted sockets inherit it and asyncio only sets TCP_NODELAY when
 it sees IPPROTO_TCP; with ``proto=0`` (what a pre-bound socket gets by default, uvicorn issue
 #3149) Nagle stays on and each keep-alive request waits ~40 ms on the peer's delayed ACK.
+
+``serve --workers N`` (why this shape): the parent migrates the database and binds the socket
+once, then forks N workers that all accept on that same socket (the kernel spreads connections;
+each worker inherits the IPPROTO_TCP socket object, so TCP_NODELAY holds in every worker). The
+parent only supervises: a worker that dies is replaced, SIGTERM/SIGINT stop all of them
+gracefully. Workers keep no state of their own (everything is in the database and the object
+store), so any worker can answer any request.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import socket
 import sys
+import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -20,7 +32,13 @@ from pydantic import ValidationError
 
 from trainhub.server.errors import ConfigError
 
-__all__ = ["keys", "serve"]
+__all__ = ["db", "keys", "migrate_data", "serve"]
+
+log = logging.getLogger("trainhub.server")
+#: Seconds a worker gets to finish its requests after SIGTERM (then the supervisor kills it).
+_GRACEFUL_SECONDS = 10
+#: A worker that dies sooner than this after its start is restarted only after a pause (no fork loop).
+_MIN_WORKER_LIFE = 2.0
 
 
 def _fail(message: str) -> int:
@@ -52,14 +70,21 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the hub server until SIGINT/SIGTERM; returns the exit code."""
-    import uvicorn
-
-    from trainhub.server.app import create_app
+    """Run the hub server (``--workers N`` processes) until SIGINT/SIGTERM; returns the exit code."""
     from trainhub.server.backends import open_store
     from trainhub.server.services.keys import bootstrap_admin, is_registered
 
-    fields = ("host", "port", "data_dir", "database_url", "storage_url", "public_url", "log_level")
+    fields = (
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "storage_url",
+        "public_url",
+        "log_level",
+        "workers",
+        *_S3_FIELDS,
+    )
     try:
         settings = _settings(args, fields)
     except ValidationError as exc:
@@ -84,6 +109,8 @@ def serve(args: argparse.Namespace) -> int:
         store.close()
     except ConfigError as exc:
         return _fail(str(exc))
+    except Exception as exc:  # a database that cannot be reached: say so, no trace
+        return _fail(f"cannot open the database {_redact(settings.database_url)}: {_first_line(exc)}")
 
     try:
         sock = _bind(settings.host, settings.port)
@@ -95,25 +122,42 @@ def serve(args: argparse.Namespace) -> int:
     if settings.public_url is None:
         settings.public_url = listen_url
 
+    def announce() -> None:
+        print(f"trainhub listening on {listen_url}", flush=True)
+        print(f"trainhub data dir: {settings.data_dir}", flush=True)
+        print(
+            f"trainhub: open {settings.public_url} and log in with an API key "
+            "(new keys: trainhub keys create)",
+            flush=True,
+        )
+
+    try:
+        if settings.workers == 1:
+            return 0 if _run_worker(settings, sock, announce) else 1
+        return _supervise(settings, sock, announce)
+    finally:
+        sock.close()
+
+
+def _run_worker(settings: Any, sock: socket.socket, on_started: Callable[[], None]) -> bool:
+    """Serve on ``sock`` in this process until SIGINT/SIGTERM; whether the app started."""
+    import uvicorn
+
+    from trainhub.server.app import create_app
+
     config = uvicorn.Config(
         create_app(settings),
         log_level=settings.log_level,
         proxy_headers=True,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=_GRACEFUL_SECONDS,
     )
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:  # lifespan (migrations, object store) finished without error
-                print(f"trainhub listening on {listen_url}", flush=True)
-                print(f"trainhub data dir: {settings.data_dir}", flush=True)
-                print(
-                    f"trainhub: open {settings.public_url} and log in with an API key "
-                    "(new keys: trainhub keys create)",
-                    flush=True,
-                )
+                on_started()
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
@@ -124,12 +168,215 @@ def serve(args: argparse.Namespace) -> int:
                 captured.remove(sig)
 
     server = _Server(config)
+    # uvicorn installs SIGINT/SIGTERM handlers: both stop accepting, finish requests, exit 0.
+    server.run(sockets=[sock])
+    return bool(server.started)
+
+
+def _supervise(settings: Any, sock: socket.socket, announce: Callable[[], None]) -> int:
+    """Fork ``settings.workers`` workers on ``sock``; replace dead ones; stop all on SIGTERM/SIGINT."""
+    sock.listen(2048)
+    ready_r, ready_w = os.pipe()
+    stopping: list[int] = []
+    workers: dict[int, float] = {}  # pid -> start time
+
+    def spawn() -> int:
+        pid = os.fork()
+        if pid == 0:  # the worker: plain signal handling (uvicorn installs its own), serve, exit
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                os.close(ready_r)
+
+                def started() -> None:
+                    os.write(ready_w, b"1")
+
+                code = 0 if _run_worker(settings, sock, started) else 1
+            except BaseException:
+                logging.getLogger("trainhub.server").exception("worker %d failed", os.getpid())
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        workers[pid] = time.monotonic()
+        return pid
+
+    def on_signal(sig: int, _frame: FrameType | None) -> None:
+        stopping.append(sig)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for _ in range(settings.workers):
+        spawn()
+
+    # Announce once every worker has started (their lifespans ran: the app is ready everywhere).
+    started = 0
+    deadline = time.monotonic() + 60
+    os.set_blocking(ready_r, False)
+    while started < settings.workers and not stopping and time.monotonic() < deadline:
+        with contextlib.suppress(BlockingIOError):
+            started += len(os.read(ready_r, 64))
+        if _reap(workers, restart=None):
+            stopping.append(0)
+            log.error("a worker exited during start-up; stopping")
+            break
+        time.sleep(0.05)
+    ok = started >= settings.workers
+    if ok:
+        pids = ", ".join(map(str, sorted(workers)))
+        print(f"trainhub: {settings.workers} workers (pids {pids})", flush=True)
+        announce()
+
+    while ok and not stopping:
+        _drain(ready_r)
+        _reap(workers, restart=spawn)
+        time.sleep(0.2)
+
+    for pid in list(workers):
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _GRACEFUL_SECONDS + 5
+    while workers and time.monotonic() < deadline:
+        _reap(workers, restart=None)
+        time.sleep(0.05)
+    for pid in list(workers):
+        _signal(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    os.close(ready_r)
+    os.close(ready_w)
+    return 0 if ok else 1
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _drain(fd: int) -> None:
     try:
-        # uvicorn installs SIGINT/SIGTERM handlers: both stop accepting, finish requests, exit 0.
-        server.run(sockets=[sock])
+        while os.read(fd, 64):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(workers: dict[int, float], restart: Callable[[], int] | None) -> bool:
+    """Collect exited workers (restarting them if ``restart``); whether any had exited."""
+    exited = False
+    for pid, started_at in list(workers.items()):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            continue
+        exited = True
+        del workers[pid]
+        if restart is not None:
+            log.warning("worker %d exited (status %d); starting a new one", pid, status)
+            if time.monotonic() - started_at < _MIN_WORKER_LIFE:
+                time.sleep(_MIN_WORKER_LIFE)
+            restart()
+    return exited
+
+
+def _first_line(exc: BaseException) -> str:
+    # SQLAlchemy appends the SQL and a "Background on this error" link: one line is enough here.
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _redact(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split(":", 1)[0] + "://..."
+
+
+#: Settings fields of the S3 flags (serve and migrate-data).
+_S3_FIELDS = (
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "redirect_downloads",
+)
+
+
+def db(args: argparse.Namespace) -> int:
+    """``trainhub db upgrade``: apply the migrations to a database; returns the exit code."""
+    from trainhub.server.backends import open_store
+
+    logging.basicConfig(level="WARNING")
+    try:
+        settings = _settings(args, ("data_dir", "database_url"))
+        store = open_store(settings.database_url)
+    except ValidationError as exc:
+        return _fail(_settings_error(exc))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    shown = _redact(settings.database_url)
+    try:
+        before = store.migrate()
+        after = store.revision()
+    except Exception as exc:
+        return _fail(f"cannot upgrade {shown}: {_first_line(exc)}")
     finally:
-        sock.close()
-    return 0 if server.started else 1
+        store.close()
+    if before == after:
+        print(f"{shown}: already at revision {after} (head)", flush=True)
+    else:
+        print(f"{shown}: upgraded from revision {before or '(empty)'} to {after} (head)", flush=True)
+    return 0
+
+
+def migrate_data(args: argparse.Namespace) -> int:
+    """``trainhub migrate-data --from URL --to URL [--from-storage URL --to-storage URL]``."""
+    from trainhub.server import migrate_data as md
+    from trainhub.server.backends import check_database_url, check_storage_url
+    from trainhub.server.objects import StorageOptions
+
+    logging.basicConfig(level="WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        check_database_url(args.from_db)
+        check_database_url(args.to_db)
+        for url in (args.from_storage, args.to_storage):
+            if url is not None:
+                check_storage_url(url)
+        options = StorageOptions(
+            s3_endpoint_url=args.s3_endpoint_url,
+            s3_region=args.s3_region,
+            s3_access_key_id=args.s3_access_key_id,
+            s3_secret_access_key=args.s3_secret_access_key,
+        )
+        started = time.monotonic()
+        report = md.migrate_data(
+            args.from_db,
+            args.to_db,
+            from_storage=args.from_storage,
+            to_storage=args.to_storage,
+            storage_options=options,
+            log=lambda line: print(line, flush=True),
+        )
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except Exception as exc:
+        return _fail(f"migrate-data failed (the target database was left unchanged): {_first_line(exc)}")
+    total = sum(report.rows.values())
+    print(
+        f"migrated {total} rows in {len(report.rows)} tables and {report.blobs_copied} files "
+        f"({report.bytes_copied} bytes; {report.blobs_present} already there) "
+        f"in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
+    if report.missing_blobs:
+        print(
+            f"trainhub: warning: {len(report.missing_blobs)} files referenced by the source database "
+            f"were missing in the source storage too: {', '.join(report.missing_blobs[:5])}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return 0
 
 
 def keys(args: argparse.Namespace) -> int:

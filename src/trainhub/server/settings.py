@@ -18,6 +18,13 @@ Every field (env var in brackets):
 * ``admin_key`` [``TRAINHUB_ADMIN_KEY``]: admin key registered on the first start (else one is
   generated and printed once).
 * ``log_level`` [``TRAINHUB_LOG_LEVEL``]: uvicorn/server log level (default ``info``).
+* ``crash_timeout`` [``TRAINHUB_CRASH_TIMEOUT``]: seconds without a sign of life after which a
+  ``training`` model reads as ``crashed`` (default 600; ``stalled`` comes after two heartbeat
+  intervals).
+* ``rate_limit_rps`` / ``rate_limit_burst`` [``TRAINHUB_RATE_LIMIT_RPS`` /
+  ``TRAINHUB_RATE_LIMIT_BURST``]: per-key token bucket of ``/api/v1`` requests, per server worker
+  process (defaults 100 requests/s, bursts of 1000; ``rate_limit_rps=0`` turns it off). See
+  :mod:`trainhub.server.ratelimit`.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainhub.protocol import MAX_CHECKPOINT_BYTES
+from trainhub.server.objects import StorageOptions
 
 __all__ = ["ServerSettings"]
 
@@ -48,6 +56,15 @@ class ServerSettings(BaseSettings):
     max_checkpoint_bytes: int = Field(default=MAX_CHECKPOINT_BYTES, gt=0)
     admin_key: SecretStr | None = None
     log_level: str = "info"
+    workers: int = Field(default=1, ge=1, le=256)
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    redirect_downloads: bool = False
+    crash_timeout: float = Field(default=600.0, gt=0)
+    rate_limit_rps: float = Field(default=100.0, ge=0)
+    rate_limit_burst: int = Field(default=1000, ge=1)
 
     @field_validator("log_level")
     @classmethod
@@ -75,6 +92,16 @@ class ServerSettings(BaseSettings):
         check_database_url(self.database_url)
         check_storage_url(self.storage_url)
         return self
+
+    def storage_options(self) -> StorageOptions:
+        """The backend options of :attr:`storage_url`."""
+        secret = self.s3_secret_access_key
+        return StorageOptions(
+            s3_endpoint_url=self.s3_endpoint_url or None,
+            s3_region=self.s3_region or None,
+            s3_access_key_id=self.s3_access_key_id or None,
+            s3_secret_access_key=secret.get_secret_value() if secret else None,
+        )
 
     def admin_key_value(self) -> str | None:
         """The plaintext admin key from the environment, if any."""

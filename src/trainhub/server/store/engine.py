@@ -4,6 +4,13 @@ SQLite specifics (why): WAL lets readers run while one writer commits; a busy ti
 concurrent writers wait instead of failing; and write transactions start with
 ``BEGIN IMMEDIATE`` so a read-then-write transaction never hits SQLITE_BUSY on lock upgrade
 (which a busy timeout cannot fix in WAL mode). Read transactions use a plain ``BEGIN``.
+
+PostgreSQL specifics (why): psycopg 3 (``postgresql://`` means ``postgresql+psycopg://``); READ
+COMMITTED, the default, with every read-modify-write written as an upsert or serialized by a
+transaction-scoped advisory lock (:func:`trainhub.server.store.dialects.lock_key`); a pre-ping,
+because a worker may hold pooled connections across a database restart; and migrations run under
+an advisory lock, so N workers starting at once apply each revision exactly once (DDL is
+transactional in PostgreSQL: a failed upgrade leaves nothing half done).
 """
 
 from __future__ import annotations
@@ -19,10 +26,15 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["Store", "sqlite_engine"]
+__all__ = ["MIGRATION_LOCK_ID", "Store", "postgresql_engine", "sqlite_engine"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _BUSY_TIMEOUT_MS = 30_000
+#: Advisory lock key held while migrating a PostgreSQL database (any constant unique to trainhub).
+MIGRATION_LOCK_ID = 0x7472_6169_6E68_7562 & 0x7FFF_FFFF_FFFF_FFFF  # "trainhub"
+#: Pool per worker process: requests run in a thread pool (40 threads), most are short.
+_PG_POOL_SIZE = 10
+_PG_MAX_OVERFLOW = 20
 
 
 def sqlite_engine(url: str) -> Engine:
@@ -53,6 +65,32 @@ def sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def postgresql_engine(url: str) -> Engine:
+    """An engine for a ``postgresql://`` (or ``postgresql+psycopg://``) URL, through psycopg 3.
+
+    Raises:
+        ConfigError: another driver was named (only psycopg 3 is supported).
+    """
+    from trainhub.server.errors import ConfigError
+
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername != "postgresql+psycopg":
+        raise ConfigError(f"unsupported PostgreSQL driver {parsed.drivername!r}: use postgresql+psycopg://")
+    try:
+        import psycopg  # noqa: F401 - only to fail with the extra's name
+    except ImportError as exc:
+        raise ConfigError("postgresql:// needs psycopg: pip install 'trainhub[postgres]'") from exc
+    return sa.create_engine(
+        parsed,
+        pool_size=_PG_POOL_SIZE,
+        max_overflow=_PG_MAX_OVERFLOW,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+    )
+
+
 class Store:
     """Owns the engine; services open transactions with :meth:`read` and :meth:`write`."""
 
@@ -78,15 +116,44 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def migrate(self) -> None:
-        """Apply every Alembic migration up to head (idempotent)."""
+    def migrate(self) -> str | None:
+        """Apply every Alembic migration up to head (idempotent; safe with many workers at once).
+
+        On PostgreSQL the upgrade holds a transaction-scoped advisory lock: a second worker waits,
+        then finds the database at head. On SQLite ``BEGIN IMMEDIATE`` serializes the same way.
+
+        Returns:
+            The revision the database was at (read under the lock), None if it was empty.
+        """
+        from alembic.runtime.migration import MigrationContext
+
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.connect() as conn:
             conn = conn.execution_options(trainhub_write=True)
             with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_ID})
+                before = MigrationContext.configure(conn).get_current_revision()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+        return before
+
+    def revision(self) -> str | None:
+        """The database's Alembic revision (None before the first migration)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """The newest revision this version of trainhub knows."""
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        return ScriptDirectory.from_config(cfg).get_current_head()
 
     def close(self) -> None:
         """Close every pooled connection."""
