@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from backends import SERVICES, Instance, new_instance
-from conftest import ADMIN_KEY, HubServer
+from hubserver import ADMIN_KEY, HubServer
 
 API = "/api/v1"
 

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from backends import SERVICES, Instance, new_instance, pg_connect, unavailable
-from conftest import ADMIN_KEY, HubServer
+from hubserver import ADMIN_KEY, HubServer
 
 pytestmark = pytest.mark.scale
 
