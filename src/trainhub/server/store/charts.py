@@ -35,6 +35,7 @@ __all__ = [
     "has_points",
     "level_width",
     "merge",
+    "pg_unnest",
     "read_level",
     "read_raw",
     "read_raw_range",
@@ -313,7 +314,10 @@ def add_points(
         dirty = {(name, b // _FANOUT) for name, b in dirty}
         level_news = parents
     if rows:
-        conn.exec_driver_sql(_merge_rollup_sql(dialect), rows)
+        if dialect == "postgresql":
+            pg_unnest(conn, _merge_rollup_sql(dialect), _ROLLUP_PG_TYPES, rows)
+        else:
+            conn.exec_driver_sql(_merge_rollup_sql(dialect), rows)
     if replaced:
         # After the merged rows are written: the recompute reads them as the clean children.
         refresh_rollups(conn, dialect, model_id, list(replaced))
@@ -335,9 +339,15 @@ def _merge_rollup_sql(dialect: str) -> str:
         f"excluded.max_value IS NOT NULL AND ({t}.max_value IS NULL OR excluded.max_value > {t}.max_value"
         f" OR (excluded.max_value = {t}.max_value AND excluded.max_step < {t}.max_step))"
     )
+    # PostgreSQL: the whole batch in one statement (see pg_unnest); SQLite: an executemany.
+    values = (
+        "SELECT * FROM unnest(" + ", ".join(f"?::{ty}[]" for ty in _ROLLUP_PG_TYPES) + ")"
+        if dialect == "postgresql"
+        else "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
     sql = (
         f"INSERT INTO {t} (model_id, name, level, bucket, n, first_step, last_step,"
-        " min_step, min_value, max_step, max_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f" min_step, min_value, max_step, max_value) {values}"
         " ON CONFLICT (model_id, name, level, bucket) DO UPDATE SET"
         f" n = {t}.n + excluded.n,"
         f" first_step = {least}({t}.first_step, excluded.first_step),"
@@ -348,6 +358,32 @@ def _merge_rollup_sql(dialect: str) -> str:
         f" max_value = CASE WHEN {new_max} THEN excluded.max_value ELSE {t}.max_value END"
     )
     return driver_sql(dialect, sql)
+
+
+#: Column types of a metric_rollups row, in _merge_rollup_sql's order.
+_ROLLUP_PG_TYPES = (
+    *("text", "text", "int", "bigint", "bigint", "bigint", "bigint"),
+    *("bigint", "float8", "bigint", "float8"),
+)
+
+
+def pg_unnest(
+    conn: Connection, sql: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """Run ``sql`` (written with one ``unnest`` placeholder per column) once for all ``rows``.
+
+    Why: psycopg's executemany is a round trip per row (pipelined, still ~20 ms for 1,000 rows);
+    one ``INSERT .. SELECT * FROM unnest(arrays)`` sends the batch as one array per column.
+    ``rows`` must not repeat a conflict key (one statement cannot update a row twice).
+    Returns the rows of a ``RETURNING`` clause, if any.
+    """
+    columns = [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in types]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, columns)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
 
 
 def driver_sql(dialect: str, sql: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from trainhub.server.store.charts import add_points, driver_sql
+from trainhub.server.store.charts import add_points, driver_sql, pg_unnest
 from trainhub.server.store.dialects import lock_keys
 from trainhub.server.store.tables import metric_points
 
@@ -36,19 +36,23 @@ def upsert_points(
     latest: dict[str, dict[tuple[str, int], float | None]] = {}
     for r in rows:
         latest.setdefault(r["model_id"], {})[(r["name"], int(r["step"]))] = r["value"]
-    replaced = {
-        (model_id, name, step)
+    flat = [
+        (model_id, name, step, value)
         for model_id, points in latest.items()
-        for name, step in _stored(conn, model_id, points)
-    }
-    conn.exec_driver_sql(
-        driver_sql(dialect, _UPSERT_POINT_SQL),
-        [
-            (model_id, name, step, value)
+        for (name, step), value in points.items()
+    ]
+    if dialect == "postgresql":
+        # One statement; the upsert itself tells which rows existed (xmax is set on an update).
+        sql = driver_sql(dialect, _UPSERT_POINT_PG_SQL)
+        returned = pg_unnest(conn, sql, ("text", "text", "int", "float8"), flat)
+        replaced = {(str(m), str(n), int(st)) for m, n, st, updated in returned if updated}
+    else:
+        replaced = {
+            (model_id, name, step)
             for model_id, points in latest.items()
-            for (name, step), value in points.items()
-        ],
-    )
+            for name, step in _stored(conn, model_id, points)
+        }
+        conn.exec_driver_sql(driver_sql(dialect, _UPSERT_POINT_SQL), flat)
     # Same transaction: the chart rollups never disagree with the points (see store/charts.py).
     for model_id, points in latest.items():
         add_points(conn, dialect, model_id, points, {(n, s) for m, n, s in replaced if m == model_id})
@@ -80,6 +84,12 @@ def _stored(conn: Connection, model_id: str, points: Collection[tuple[str, int]]
 _UPSERT_POINT_SQL = (
     "INSERT INTO metric_points (model_id, name, step, value) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (model_id, name, step) DO UPDATE SET value = excluded.value"
+)
+_UPSERT_POINT_PG_SQL = (
+    "INSERT INTO metric_points (model_id, name, step, value)"
+    " SELECT * FROM unnest(?::text[], ?::text[], ?::int[], ?::float8[])"
+    " ON CONFLICT (model_id, name, step) DO UPDATE SET value = excluded.value"
+    " RETURNING model_id, name, step, (xmax <> 0)"
 )
 
 
