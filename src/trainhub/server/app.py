@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -98,4 +99,48 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    _document_errors(app)
     return app
+
+
+_ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI schema describe the 422 replies the server really sends.
+
+    FastAPI documents ``{"detail": [...]}``; the native API answers ``{"error": {"code",
+    "message"}}`` (``errors.py``) and the compatibility APIs answer in their clients' shapes
+    (``compat/http.py``), so those are documented as any JSON object.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["ErrorBody"] = _ERROR_BODY
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            for path, operations in schema.get("paths", {}).items():
+                native = path.startswith(API_PREFIX + "/")
+                for operation in operations.values():
+                    reply = operation.get("responses", {}).get("422")
+                    if reply is None:
+                        continue
+                    body = {"$ref": "#/components/schemas/ErrorBody"} if native else {"type": "object"}
+                    reply["content"] = {"application/json": {"schema": body}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
