@@ -2,8 +2,9 @@
 
 ``create_app(settings)`` wires: routes (thin) -> services -> store / objects. The lifespan
 migrates and opens the store, opens the object store, and closes both on shutdown.
-Middleware (outermost first): per-key rate limit on ``/api/v1`` (429 + Retry-After, see
-``ratelimit.py``), API-key check on ``/api/v1``, then the JSON body cap.
+Middleware (outermost first): security headers on every reply (``headers.py``), per-key rate
+limit on ``/api/v1`` (429 + Retry-After, see ``ratelimit.py``), API-key check on ``/api/v1``, then
+the JSON body cap and screen (``limits.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from trainhub.server.auth import ApiAuthMiddleware, Authenticator
 from trainhub.server.backends import open_objects, open_store
 from trainhub.server.compat import routers as compat_routers
 from trainhub.server.errors import install_error_handlers
+from trainhub.server.headers import SecurityHeadersMiddleware
 from trainhub.server.limits import JsonBodyLimitMiddleware
 from trainhub.server.ratelimit import RateLimiter, RateLimitMiddleware
 from trainhub.server.routes import (
@@ -92,6 +94,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(ApiAuthMiddleware, authenticator=authenticator)
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every reply, errors included
 
     for module in (models, metrics, checkpoints, uploads, events, keys, charts, datasets):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -32,7 +34,7 @@ from pydantic import ValidationError
 
 from trainhub.server.errors import ConfigError
 
-__all__ = ["db", "keys", "migrate_data", "serve"]
+__all__ = ["RedactAccessLog", "db", "keys", "migrate_data", "plain_http_warning", "redact_path", "serve"]
 
 log = logging.getLogger("trainhub.server")
 #: Seconds a worker gets to finish its requests after SIGTERM (then the supervisor kills it).
@@ -56,6 +58,25 @@ def _settings(args: argparse.Namespace, fields: tuple[str, ...]) -> Any:
 
 def _settings_error(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+
+
+def plain_http_warning(host: str, public_url: str | None) -> str | None:
+    """Why serving on ``host`` is unsafe, or None: a non-loopback address without TLS in front.
+
+    The hub speaks plain HTTP; TLS belongs to a reverse proxy (docs/deployment.md), which the
+    operator signals with an ``https://`` ``TRAINHUB_PUBLIC_URL``.
+    """
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]").split("%", 1)[0]).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback or (public_url or "").lower().startswith("https://"):
+        return None
+    return (
+        f"listening on {host}, reachable from other machines, over plain HTTP: API keys, passwords "
+        "and session cookies cross the network unencrypted. Put a TLS proxy in front and set "
+        "TRAINHUB_PUBLIC_URL=https://... (docs/security.md), or listen on 127.0.0.1."
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -119,6 +140,9 @@ def serve(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
     listen_url = f"http://{shown_host}:{port}"
+    warning = plain_http_warning(host, settings.public_url)
+    if warning is not None:
+        print(f"trainhub: WARNING: {warning}", file=sys.stderr, flush=True)
     if settings.public_url is None:
         settings.public_url = listen_url
 
@@ -139,6 +163,25 @@ def serve(args: argparse.Namespace) -> int:
         sock.close()
 
 
+_SIGNED_PATH = re.compile(r"^(/(?:dl|up)/\d+/)[^/?]+")
+_SECRET_QUERY = re.compile(r"([?&](?:api_key|key|token|sig|signature)=)[^&]*", re.IGNORECASE)
+
+
+def redact_path(path: str) -> str:
+    """A request path fit for a log line: signed-URL signatures and key-like query values hidden."""
+    return _SECRET_QUERY.sub(r"\1***", _SIGNED_PATH.sub(r"\1***", path))
+
+
+class RedactAccessLog(logging.Filter):
+    """Hides secrets in uvicorn's access log lines (args: client, method, path, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
 def _run_worker(settings: Any, sock: socket.socket, on_started: Callable[[], None]) -> bool:
     """Serve on ``sock`` in this process until SIGINT/SIGTERM; whether the app started."""
     import uvicorn
@@ -152,6 +195,8 @@ def _run_worker(settings: Any, sock: socket.socket, on_started: Callable[[], Non
         server_header=False,
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
     )
+    # After Config(): it (re)configures uvicorn's loggers.
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
