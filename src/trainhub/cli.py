@@ -3,7 +3,7 @@
 Commands:
     trainhub serve [--host] [--port] [--workers] [--data-dir] [--database-url] [--storage-url]
                    [--public-url] [--s3-*] [--redirect-downloads]
-    trainhub keys create [--name] [--admin] | keys list | keys revoke KEY_ID
+    trainhub keys create [--name] [--admin | --read-only] | keys list | keys revoke KEY_ID
     trainhub db upgrade [--data-dir] [--database-url]
     trainhub migrate-data --from DB_URL --to DB_URL [--from-storage URL --to-storage URL] [--s3-*]
     trainhub datasets push PATH [--name] [--url] [--api-key] | datasets list [--url] [--api-key]
@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     kc = keys_sub.add_parser("create", help="create a key and print it once")
     kc.add_argument("--name", default="", help="a label for the key")
-    kc.add_argument("--admin", action="store_true", help="the key may manage other keys")
+    scope = kc.add_mutually_exclusive_group()
+    scope.add_argument("--admin", action="store_true", help="the key may manage other keys")
+    scope.add_argument("--read-only", action="store_true", help="the key may only read (GET/HEAD)")
     _add_store_args(kc)
     kl = keys_sub.add_parser("list", help="list keys (never their secret)")
     _add_store_args(kl)

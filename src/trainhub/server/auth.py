@@ -8,6 +8,8 @@
   wrong). The token is an HMAC of the cookie, so it needs no storage; pages put it in a
   ``<meta name="csrf-token">`` tag. Another site can make a browser send the cookie but cannot
   read the page, so it cannot send the token (SameSite=Lax already stops most such posts).
+* A read-only key (or a web session of one) may only GET/HEAD: anything else is 403
+  ``forbidden``, here and on the compatibility APIs (``compat/http.py``).
 * Key management routes need an admin key (403 ``forbidden``), see :func:`require_admin`.
 * ``last_used_at`` is written at most once per :data:`TOUCH_INTERVAL_SECONDS` per key and
   process, so a busy client does not turn every read into a write.
@@ -58,15 +60,21 @@ CSRF_HEADER = "x-trainhub-csrf"
 SESSION_TTL = timedelta(days=14)
 TOUCH_INTERVAL_SECONDS = 60.0
 _PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id, name and whether it is an admin key."""
+    """Who is calling: the key's id, name, whether it is an admin key and whether read-only."""
 
     key_id: str
     name: str
     is_admin: bool
+    read_only: bool = False
+
+    def may(self, method: str) -> bool:
+        """Whether this principal may make a request with this HTTP method."""
+        return not self.read_only or method.upper() in _READ_METHODS
 
 
 class Authenticator:
@@ -79,7 +87,12 @@ class Authenticator:
 
     def _principal(self, row: Any) -> Principal:
         self._maybe_touch(row["id"])
-        return Principal(key_id=row["id"], name=row["name"], is_admin=bool(row["is_admin"]))
+        return Principal(
+            key_id=row["id"],
+            name=row["name"],
+            is_admin=bool(row["is_admin"]),
+            read_only=bool(row["read_only"]),
+        )
 
     def _maybe_touch(self, key_id: str) -> None:
         now = time.monotonic()
@@ -167,6 +180,10 @@ class ApiAuthMiddleware:
         if principal is None:
             message = "invalid or revoked API key" if key else "an API key is required"
             response = error_response(401, ErrorCode.UNAUTHORIZED, message, {"www-authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        if not principal.may(scope.get("method", "GET")):
+            response = error_response(403, ErrorCode.FORBIDDEN, "this API key is read-only")
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -440,19 +440,19 @@ def keys(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         if args.keys_command == "create":
-            key, secret = svc.create_key(store, args.name, is_admin=args.admin)
-            kind = "admin key" if key["is_admin"] else "key"
+            key, secret = svc.create_key(store, args.name, is_admin=args.admin, read_only=args.read_only)
+            kind = "admin key" if key["is_admin"] else "read-only key" if key["read_only"] else "key"
             print(f"Created {kind} {key['id']} ({key['name'] or 'no name'}). Shown once, store it now:")
             print(secret, flush=True)
             return 0
         if args.keys_command == "list":
             rows = svc.list_keys(store)
-            print(f"{'ID':<14}{'PREFIX':<12}{'ADMIN':<7}{'STATE':<9}{'LAST USED':<22}NAME")
+            print(f"{'ID':<14}{'PREFIX':<12}{'SCOPE':<7}{'STATE':<9}{'LAST USED':<22}NAME")
             for k in rows:
                 state = "revoked" if k["revoked_at"] else "active"
                 last = (k["last_used_at"] or "never")[:19]
-                admin = "yes" if k["is_admin"] else "no"
-                print(f"{k['id']:<14}{k['prefix'] + '…':<12}{admin:<7}{state:<9}{last:<22}{k['name']}")
+                scope = "admin" if k["is_admin"] else "read" if k["read_only"] else "write"
+                print(f"{k['id']:<14}{k['prefix'] + '…':<12}{scope:<7}{state:<9}{last:<22}{k['name']}")
             return 0
         if args.keys_command == "revoke":
             try:

@@ -158,6 +158,8 @@ class KeyCreateIn(_In):
 
     name: Label = ""
     is_admin: bool = False
+    #: A read-only key may only GET/HEAD, on every API (403 ``forbidden`` otherwise).
+    read_only: bool = False
 
 
 class ModelOutSchema(BaseModel):

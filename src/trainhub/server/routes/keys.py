@@ -25,7 +25,7 @@ def list_keys(store: StoreDep) -> list[dict[str, Any]]:
 @router.post("/keys", status_code=201)
 def create_key(body: KeyCreateIn, store: StoreDep) -> dict[str, Any]:
     """Create a key; the reply's ``key`` is the plaintext, shown this once."""
-    key, secret = svc.create_key(store, body.name, is_admin=body.is_admin)
+    key, secret = svc.create_key(store, body.name, is_admin=body.is_admin, read_only=body.read_only)
     return {**key, "key": secret}
 
 

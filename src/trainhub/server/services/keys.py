@@ -51,6 +51,7 @@ def key_out(row: Mapping[str, Any]) -> dict[str, Any]:
         "name": row["name"],
         "prefix": row["prefix"],
         "is_admin": bool(row["is_admin"]),
+        "read_only": bool(row["read_only"]),
         "created_at": iso(row["created_at"]),
         "last_used_at": iso(row["last_used_at"]),
         "revoked_at": iso(row["revoked_at"]),
@@ -58,12 +59,19 @@ def key_out(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_key(
-    store: Store, name: str, *, is_admin: bool, plaintext: str | None = None
+    store: Store, name: str, *, is_admin: bool, plaintext: str | None = None, read_only: bool = False
 ) -> tuple[dict[str, Any], str]:
     """Create a key (random unless ``plaintext`` is given); returns ``(key, plaintext)``.
 
-    The plaintext is returned once and never stored.
+    The plaintext is returned once and never stored. A ``read_only`` key may only read
+    (GET/HEAD); it cannot also be an admin key.
+
+    Raises:
+        ApiError: 422 ``validation_error`` (both ``is_admin`` and ``read_only``).
+        ConfigError: ``plaintext`` is not shaped like a key.
     """
+    if is_admin and read_only:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "a key cannot be both admin and read-only")
     secret = plaintext or generate_key()
     if not KEY_RE.match(secret):
         raise ConfigError("an API key must be 'ul_' followed by 40 lowercase hex characters")
@@ -73,6 +81,7 @@ def create_key(
         "key_hash": hash_secret(secret),
         "prefix": secret[:9],
         "is_admin": is_admin,
+        "read_only": read_only,
         "created_at": utcnow(),
     }
     with store.write() as conn:

@@ -145,6 +145,8 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False),
+    # Migration 0006: a read-only key may only GET/HEAD (403 otherwise).
+    sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
