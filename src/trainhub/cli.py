@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("key_id")
     _add_store_args(kr)
 
+    au = sub.add_parser("audit", help="print the newest audit log entries (works on the database directly)")
+    au.add_argument("--limit", type=int, default=50, help="how many entries (default 50)")
+    _add_store_args(au)
+
     dbp = sub.add_parser("db", help="database maintenance")
     db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     du = db_sub.add_parser("upgrade", help="apply the schema migrations (serve also does it on start)")
@@ -269,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_server_commands().serve(args))
     if args.command == "keys":
         return int(_server_commands().keys(args))
+    if args.command == "audit":
+        return int(_server_commands().audit_log(args))
     if args.command == "db":
         return int(_server_commands().db(args))
     if args.command == "migrate-data":

@@ -11,8 +11,9 @@
 * A read-only key (or a web session of one) may only GET/HEAD: anything else is 403
   ``forbidden``, here and on the compatibility APIs (``compat/http.py``).
 * Key management routes need an admin key (403 ``forbidden``), see :func:`require_admin`.
-* ``last_used_at`` is written at most once per :data:`TOUCH_INTERVAL_SECONDS` per key and
-  process, so a busy client does not turn every read into a write.
+* ``last_used_at`` (and a ``key.use`` audit entry) is written at most once per
+  :data:`TOUCH_INTERVAL_SECONDS` per key and process, so a busy client does not turn every read
+  into a write.
 
 The check is ASGI middleware rather than a FastAPI dependency because FastAPI parses the body
 before it runs dependencies: an anonymous request with bad JSON must still get 401, not 400.
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainhub.protocol import API_PREFIX, HEADER_API_KEY, ErrorCode
 from trainhub.server.errors import ApiError, error_response
+from trainhub.server.services import audit
 from trainhub.server.services.keys import KEY_RE, hash_secret
 from trainhub.server.store import keys as q
 from trainhub.server.store.engine import Store
@@ -103,6 +105,7 @@ class Authenticator:
             self._touched[key_id] = now
         with self._store.write() as conn:
             q.touch_key(conn, key_id, utcnow())
+            audit.record_in(conn, key_id, "key.use")
 
     def authenticate_key(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key, else None."""

@@ -34,7 +34,16 @@ from pydantic import ValidationError
 
 from trainhub.server.errors import ConfigError
 
-__all__ = ["RedactAccessLog", "db", "keys", "migrate_data", "plain_http_warning", "redact_path", "serve"]
+__all__ = [
+    "RedactAccessLog",
+    "audit_log",
+    "db",
+    "keys",
+    "migrate_data",
+    "plain_http_warning",
+    "redact_path",
+    "serve",
+]
 
 log = logging.getLogger("trainhub.server")
 #: Seconds a worker gets to finish its requests after SIGTERM (then the supervisor kills it).
@@ -424,10 +433,35 @@ def migrate_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_log(args: argparse.Namespace) -> int:
+    """``trainhub audit``: print the newest audit log entries; returns the exit code."""
+    from trainhub.server.backends import open_store
+    from trainhub.server.services import audit
+
+    try:
+        settings = _settings(args, ("data_dir", "database_url"))
+        store = open_store(settings.database_url)
+        store.migrate()
+    except ValidationError as exc:
+        return _fail(_settings_error(exc))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        print(f"{'ID':<8}{'AT':<21}{'ACTOR':<14}{'ACTION':<14}{'TARGET':<14}DETAIL")
+        for e in audit.list_entries(store, limit=args.limit):
+            at = (e["at"] or "")[:19]
+            target = e["target"] or "-"
+            print(f"{e['id']:<8}{at:<21}{e['actor']:<14}{e['action']:<14}{target:<14}{e['detail'] or ''}")
+        return 0
+    finally:
+        store.close()
+
+
 def keys(args: argparse.Namespace) -> int:
     """``trainhub keys create|list|revoke`` on the database directly; returns the exit code."""
     from trainhub.server.backends import open_store
     from trainhub.server.errors import ApiError
+    from trainhub.server.services import audit
     from trainhub.server.services import keys as svc
 
     try:
@@ -440,7 +474,9 @@ def keys(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         if args.keys_command == "create":
-            key, secret = svc.create_key(store, args.name, is_admin=args.admin, read_only=args.read_only)
+            key, secret = svc.create_key(
+                store, args.name, is_admin=args.admin, read_only=args.read_only, actor=audit.CLI_ACTOR
+            )
             kind = "admin key" if key["is_admin"] else "read-only key" if key["read_only"] else "key"
             print(f"Created {kind} {key['id']} ({key['name'] or 'no name'}). Shown once, store it now:")
             print(secret, flush=True)
@@ -456,7 +492,7 @@ def keys(args: argparse.Namespace) -> int:
             return 0
         if args.keys_command == "revoke":
             try:
-                key = svc.revoke_key(store, args.key_id)
+                key = svc.revoke_key(store, args.key_id, actor=audit.CLI_ACTOR)
             except ApiError as exc:
                 return _fail(exc.message)
             print(f"Revoked key {key['id']} ({key['name'] or 'no name'}).")

@@ -14,7 +14,7 @@ from typing import Any
 
 from trainhub.protocol import ErrorCode
 from trainhub.server.errors import ApiError, ConfigError
-from trainhub.server.services import iso
+from trainhub.server.services import audit, iso
 from trainhub.server.store import keys as q
 from trainhub.server.store.engine import Store
 from trainhub.server.store.tables import utcnow
@@ -59,12 +59,18 @@ def key_out(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_key(
-    store: Store, name: str, *, is_admin: bool, plaintext: str | None = None, read_only: bool = False
+    store: Store,
+    name: str,
+    *,
+    is_admin: bool,
+    plaintext: str | None = None,
+    read_only: bool = False,
+    actor: str = audit.NOBODY,
 ) -> tuple[dict[str, Any], str]:
     """Create a key (random unless ``plaintext`` is given); returns ``(key, plaintext)``.
 
     The plaintext is returned once and never stored. A ``read_only`` key may only read
-    (GET/HEAD); it cannot also be an admin key.
+    (GET/HEAD); it cannot also be an admin key. ``actor`` (who asked) goes to the audit log.
 
     Raises:
         ApiError: 422 ``validation_error`` (both ``is_admin`` and ``read_only``).
@@ -86,6 +92,8 @@ def create_key(
     }
     with store.write() as conn:
         q.insert_key(conn, row)
+        scope = "admin" if is_admin else "read" if read_only else "write"
+        audit.record_in(conn, actor, "key.create", str(row["id"]), f"scope={scope} name={name}")
         saved = q.find_key(conn, hash_secret(secret))
     assert saved is not None
     return key_out(saved), secret
@@ -97,10 +105,12 @@ def list_keys(store: Store) -> list[dict[str, Any]]:
         return [key_out(r) for r in q.list_keys(conn)]
 
 
-def revoke_key(store: Store, key_id: str) -> dict[str, Any]:
+def revoke_key(store: Store, key_id: str, actor: str = audit.NOBODY) -> dict[str, Any]:
     """Revoke a key and end its web sessions; ApiError 404 ``key_not_found``."""
     with store.write() as conn:
         row = q.revoke_key(conn, key_id, utcnow())
+        if row is not None:
+            audit.record_in(conn, actor, "key.revoke", key_id, f"name={row['name']}")
     if row is None:
         raise ApiError(404, ErrorCode.KEY_NOT_FOUND, f"no key with id {key_id!r}")
     return key_out(row)
@@ -115,7 +125,7 @@ def bootstrap_admin(store: Store, admin_key: str | None) -> tuple[str | None, bo
     with store.read() as conn:
         if q.count_keys(conn):
             return None, False
-    _, secret = create_key(store, "admin", is_admin=True, plaintext=admin_key)
+    _, secret = create_key(store, "admin", is_admin=True, plaintext=admin_key, actor="server")
     return secret, admin_key is None
 
 

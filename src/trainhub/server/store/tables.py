@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "UtcDateTime",
     "api_keys",
+    "audit_log",
     "checkpoints",
     "compat_runs",
     "compat_uploads",
@@ -261,4 +262,18 @@ uploads = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# --- audit log (migration 0007) ------------------------------------------------------------------
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False, index=True),
+    # The key that acted (its id), or "cli" for `trainhub` commands on the database, or "-".
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("detail", sa.String(500), nullable=True),
 )
