@@ -180,7 +180,7 @@ def test_not_a_zip_is_refused(api: httpx.Client, dataset: dict[str, Any]) -> Non
     assert api.get(f"{API}/datasets/{dataset['id']}").json()["sha256"] == dataset["sha256"]
 
 
-@pytest.mark.parametrize("filename", ["../../../etc/passwd", "..\\..\\boot.ini", "/abs/x.zip", "a\x00b.zip"])
+@pytest.mark.parametrize("filename", ["../../../etc/passwd", "..\\..\\boot.ini", "/abs/x.zip", "a\x01b.zip"])
 def test_traversal_file_names_are_reduced_to_a_safe_base_name(api: httpx.Client, filename: str) -> None:
     ds = api.post(f"{API}/datasets", json={"name": "names"}).json()
     r = api.put(f"{API}/datasets/{ds['id']}/file", content=GOOD_ZIP, params={"filename": filename})
@@ -216,3 +216,18 @@ def test_malformed_multipart_is_400_and_stores_no_checkpoint(
     assert r.status_code == 400, r.text
     assert r.json()["success"] is False
     assert api.get(f"{API}/models/{model}/checkpoints").json() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{API}/datasets?after=a%00b",
+        f"{API}/compare?ids=x%00&metric=a",
+        "/v1/models?last_doc_id=%00",
+        f"{API}/models/a%00b",
+    ],
+)
+def test_a_nul_in_the_url_is_400(hub_server_module: HubServer, url: str) -> None:
+    # PostgreSQL cannot hold NUL in text: it must never reach a query (it was a 500 there).
+    r = httpx.get(f"{hub_server_module.url}{url}", headers=hub_server_module.headers(), timeout=30)
+    assert r.status_code == 400, r.text

@@ -9,7 +9,8 @@ and screened by :func:`json_body_problem` before any route sees it: it must be U
 most :data:`~trainhub.protocol.MAX_JSON_DEPTH` deep, and hold no NUL character or lone UTF-16
 surrogate in any string (neither can be stored: PostgreSQL refuses NUL in text, and a lone
 surrogate cannot be encoded as UTF-8). Each is a 400 ``invalid_json`` before anything is stored.
-Malformed JSON is left to the route's own parser (also 400 ``invalid_json``).
+Malformed JSON is left to the route's own parser (also 400 ``invalid_json``). A NUL character
+in the URL's path or query is a 400 ``validation_error`` on every route.
 """
 
 from __future__ import annotations
@@ -102,13 +103,20 @@ def json_body_problem(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | Non
     return None
 
 
-def _rejection(path: str, message: str) -> JSONResponse:
-    """A 400 ``invalid_json`` in the error shape of the path's protocol (see ``compat/http.py``)."""
+def _rejection(path: str, message: str, code: ErrorCode = ErrorCode.INVALID_JSON) -> JSONResponse:
+    """A 400 in the error shape of the path's protocol (see ``compat/http.py``)."""
     if path.startswith("/v1/"):
         return JSONResponse({"success": False, "message": message}, status_code=400)
     if path.startswith("/api/") and not path.startswith(API_PREFIX + "/"):
-        return JSONResponse({"error": message, "code": str(ErrorCode.INVALID_JSON)}, status_code=400)
-    return error_response(400, ErrorCode.INVALID_JSON, message)
+        return JSONResponse({"error": message, "code": str(code)}, status_code=400)
+    return error_response(400, code, message)
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    # PostgreSQL refuses NUL in text, so a NUL in a path or query value could never match a row:
+    # refuse it up front instead of letting the database raise.
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
 
 
 class BodyTooLarge(HTTPException):
@@ -130,6 +138,10 @@ class JsonBodyLimitMiddleware:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _nul_in_url(scope):
+            response = _rejection(scope["path"], "the URL holds a NUL character", ErrorCode.VALIDATION_ERROR)
+            await response(scope, receive, send)
+            return
         if scope["type"] != "http" or (
             (scope.get("method") == "PUT" and _UPLOAD_PATH.match(scope["path"]))
             or (scope.get("method") in ("PUT", "POST") and _STREAMED_PATHS.match(scope["path"]))
