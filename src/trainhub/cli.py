@@ -3,7 +3,7 @@
 Commands:
     trainhub serve [--host] [--port] [--workers] [--data-dir] [--database-url] [--storage-url]
                    [--public-url] [--s3-*] [--redirect-downloads]
-    trainhub keys create [--name] [--admin] | keys list | keys revoke KEY_ID
+    trainhub keys create [--name] [--admin | --read-only] | keys list | keys revoke KEY_ID
     trainhub db upgrade [--data-dir] [--database-url]
     trainhub migrate-data --from DB_URL --to DB_URL [--from-storage URL --to-storage URL] [--s3-*]
     trainhub datasets push PATH [--name] [--url] [--api-key] | datasets list [--url] [--api-key]
@@ -99,13 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     kc = keys_sub.add_parser("create", help="create a key and print it once")
     kc.add_argument("--name", default="", help="a label for the key")
-    kc.add_argument("--admin", action="store_true", help="the key may manage other keys")
+    scope = kc.add_mutually_exclusive_group()
+    scope.add_argument("--admin", action="store_true", help="the key may manage other keys")
+    scope.add_argument("--read-only", action="store_true", help="the key may only read (GET/HEAD)")
     _add_store_args(kc)
     kl = keys_sub.add_parser("list", help="list keys (never their secret)")
     _add_store_args(kl)
     kr = keys_sub.add_parser("revoke", help="revoke a key by its id")
     kr.add_argument("key_id")
     _add_store_args(kr)
+
+    au = sub.add_parser("audit", help="print the newest audit log entries (works on the database directly)")
+    au.add_argument("--limit", type=int, default=50, help="how many entries (default 50)")
+    _add_store_args(au)
 
     dbp = sub.add_parser("db", help="database maintenance")
     db_sub = dbp.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -267,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_server_commands().serve(args))
     if args.command == "keys":
         return int(_server_commands().keys(args))
+    if args.command == "audit":
+        return int(_server_commands().audit_log(args))
     if args.command == "db":
         return int(_server_commands().db(args))
     if args.command == "migrate-data":

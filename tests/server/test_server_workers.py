@@ -62,3 +62,24 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_all(
             assert new_model(c)["id"]
     assert server.stop() == 0
     wait_until(lambda: not _alive(second), what="the workers to exit")
+
+
+def test_a_revoked_key_stops_working_at_once_on_every_worker(
+    hub_server_factory: Callable[..., HubServer],
+) -> None:
+    # Keys are looked up in the database on every request (no per-process cache), so a revocation
+    # through one worker holds on the others from the next request on.
+    server = hub_server_factory(env={"TRAINHUB_WORKERS": "2"})
+    with client(server) as admin:
+        created = admin.post(f"{API}/keys", json={"name": "leaving"}).json()
+    key = created["key"]
+    paths = (f"{API}/models", "/v1/models", "/api/account/summary")
+    for _ in range(6):  # fresh connections spread over both workers: each has now seen the key
+        with client(server, key) as c:
+            assert all(c.get(p).status_code == 200 for p in paths)
+    with client(server) as admin:
+        assert admin.delete(f"{API}/keys/{created['id']}").status_code == 200
+    for _ in range(10):
+        with client(server, key) as c:
+            statuses = [c.get(p).status_code for p in paths]
+            assert all(s in (401, 403) for s in statuses), statuses

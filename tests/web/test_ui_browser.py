@@ -6,6 +6,7 @@ page at desktop and phone widths, light and dark, go to the ``shots`` directory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,16 @@ if TYPE_CHECKING:
 
 PHONE = {"width": 390, "height": 844}
 CHART_LAST_STEP = "document.querySelector('#chart-train .chart-body')?.dataset.lastStep"
+
+
+def wait_js(page: Any, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JS expression until truthy (``page.evaluate`` runs outside the page's CSP, which
+    forbids the string eval that ``page.wait_for_function`` needs)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(50)
 
 
 def no_horizontal_scroll(page: Any) -> bool:
@@ -62,14 +73,14 @@ def test_model_page_charts_a_streaming_run_live_stops_it_and_downloads_the_best_
 
     page = open_page(hub_server)
     page.goto(session.model_url)
-    page.wait_for_function(f"{CHART_LAST_STEP} === '2'")
+    wait_js(page, f"{CHART_LAST_STEP} === '2'")
     assert page.locator(".chart-card").count() >= 4  # train, val, metrics (B), lr
     page.evaluate("window.__sameDocument = 42")  # gone if the page reloads
 
     # A new epoch arrives while the page is open: the chart and the table grow without a reload.
     loop = TrainingLoop(session, start=3, max_epochs=300, epoch_seconds=0.5).start()
-    page.wait_for_function(f"Number({CHART_LAST_STEP}) >= 3")
-    page.wait_for_function("document.querySelectorAll('#epoch-table tr.epoch-row').length >= 4")
+    wait_js(page, f"Number({CHART_LAST_STEP}) >= 3")
+    wait_js(page, "document.querySelectorAll('#epoch-table tr.epoch-row').length >= 4")
     assert page.evaluate("window.__sameDocument") == 42
     assert page.locator("#model-status").inner_text() == "training"
     assert "of 300" in page.locator("#progress").inner_text()
@@ -85,7 +96,7 @@ def test_model_page_charts_a_streaming_run_live_stops_it_and_downloads_the_best_
     # Stop: the button posts with the session cookie + CSRF token; the loop sees it in a heartbeat.
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#stop-button")
-    page.wait_for_function("document.querySelector('#model-status')?.textContent === 'cancelled'")
+    wait_js(page, "document.querySelector('#model-status')?.textContent === 'cancelled'")
     loop.join(30)
     assert loop.stopped_at is not None and loop.stopped_at < 300
     assert page.evaluate("window.__sameDocument") == 42
@@ -98,12 +109,12 @@ def test_model_page_charts_a_streaming_run_live_stops_it_and_downloads_the_best_
     for dark in (False, True):
         phone = open_page(hub_server, dark=dark, **PHONE)
         phone.goto(session.model_url)
-        phone.wait_for_function(f"Number({CHART_LAST_STEP}) >= 3")
+        wait_js(phone, f"Number({CHART_LAST_STEP}) >= 3")
         assert no_horizontal_scroll(phone)
         shoot(phone, shots, f"model-phone-{'dark' if dark else 'light'}")
     dark_desktop = open_page(hub_server, dark=True)
     dark_desktop.goto(session.model_url)
-    dark_desktop.wait_for_function(f"Number({CHART_LAST_STEP}) >= 3")
+    wait_js(dark_desktop, f"Number({CHART_LAST_STEP}) >= 3")
     background = dark_desktop.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(18, 21, 28)", background  # the dark palette is in use
     shoot(dark_desktop, shots, "model-desktop-dark")

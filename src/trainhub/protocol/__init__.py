@@ -85,9 +85,11 @@ __all__ = [
     "HEADER_RETRY_AFTER",
     "HEADER_SHA256",
     "MAX_CHECKPOINT_BYTES",
+    "MAX_EPOCH",
     "MAX_EPOCHS_PER_REQUEST",
     "MAX_EVENTS_PER_REQUEST",
     "MAX_JSON_BODY_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_METRICS_PER_EPOCH",
     "MAX_NAME_LENGTH",
     "MAX_PART_SIZE",
@@ -136,6 +138,8 @@ HEADER_RETRY_AFTER: Final = "retry-after"
 
 #: Longest project, model, metric or key name, in characters.
 MAX_NAME_LENGTH: Final = 200
+#: Largest epoch (or step) number: the store keeps them in 32-bit integer columns.
+MAX_EPOCH: Final = 2**31 - 1
 #: Most epochs in one metrics request.
 MAX_EPOCHS_PER_REQUEST: Final = 1_000
 #: Most metric keys in one epoch.
@@ -144,6 +148,8 @@ MAX_METRICS_PER_EPOCH: Final = 1_000
 MAX_EVENTS_PER_REQUEST: Final = 1_000
 #: Largest JSON request body, in bytes.
 MAX_JSON_BODY_BYTES: Final = 8 * 1024 * 1024
+#: Deepest nesting of arrays and objects in a JSON request body.
+MAX_JSON_DEPTH: Final = 64
 #: Default largest checkpoint, in bytes (the server setting can change it).
 MAX_CHECKPOINT_BYTES: Final = 20 * 1024**3
 

@@ -2,14 +2,16 @@
 
 ``create_app(settings)`` wires: routes (thin) -> services -> store / objects. The lifespan
 migrates and opens the store, opens the object store, and closes both on shutdown.
-Middleware (outermost first): per-key rate limit on ``/api/v1`` (429 + Retry-After, see
-``ratelimit.py``), API-key check on ``/api/v1``, then the JSON body cap.
+Middleware (outermost first): security headers on every reply (``headers.py``), per-key rate
+limit on ``/api/v1`` (429 + Retry-After, see ``ratelimit.py``), API-key check on ``/api/v1``, then
+the JSON body cap and screen (``limits.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +23,7 @@ from trainhub.server.auth import ApiAuthMiddleware, Authenticator
 from trainhub.server.backends import open_objects, open_store
 from trainhub.server.compat import routers as compat_routers
 from trainhub.server.errors import install_error_handlers
+from trainhub.server.headers import SecurityHeadersMiddleware
 from trainhub.server.limits import JsonBodyLimitMiddleware
 from trainhub.server.ratelimit import RateLimiter, RateLimitMiddleware
 from trainhub.server.routes import (
@@ -91,6 +94,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(ApiAuthMiddleware, authenticator=authenticator)
     limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every reply, errors included
 
     for module in (models, metrics, checkpoints, uploads, events, keys, charts, datasets):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -98,4 +102,48 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    _document_errors(app)
     return app
+
+
+_ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI schema describe the 422 replies the server really sends.
+
+    FastAPI documents ``{"detail": [...]}``; the native API answers ``{"error": {"code",
+    "message"}}`` (``errors.py``) and the compatibility APIs answer in their clients' shapes
+    (``compat/http.py``), so those are documented as any JSON object.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["ErrorBody"] = _ERROR_BODY
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            for path, operations in schema.get("paths", {}).items():
+                native = path.startswith(API_PREFIX + "/")
+                for operation in operations.values():
+                    reply = operation.get("responses", {}).get("422")
+                    if reply is None:
+                        continue
+                    body = {"$ref": "#/components/schemas/ErrorBody"} if native else {"type": "object"}
+                    reply["content"] = {"application/json": {"schema": body}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

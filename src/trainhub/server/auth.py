@@ -8,9 +8,12 @@
   wrong). The token is an HMAC of the cookie, so it needs no storage; pages put it in a
   ``<meta name="csrf-token">`` tag. Another site can make a browser send the cookie but cannot
   read the page, so it cannot send the token (SameSite=Lax already stops most such posts).
+* A read-only key (or a web session of one) may only GET/HEAD: anything else is 403
+  ``forbidden``, here and on the compatibility APIs (``compat/http.py``).
 * Key management routes need an admin key (403 ``forbidden``), see :func:`require_admin`.
-* ``last_used_at`` is written at most once per :data:`TOUCH_INTERVAL_SECONDS` per key and
-  process, so a busy client does not turn every read into a write.
+* ``last_used_at`` (and a ``key.use`` audit entry) is written at most once per
+  :data:`TOUCH_INTERVAL_SECONDS` per key and process, so a busy client does not turn every read
+  into a write.
 
 The check is ASGI middleware rather than a FastAPI dependency because FastAPI parses the body
 before it runs dependencies: an anonymous request with bad JSON must still get 401, not 400.
@@ -35,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainhub.protocol import API_PREFIX, HEADER_API_KEY, ErrorCode
 from trainhub.server.errors import ApiError, error_response
+from trainhub.server.services import audit
 from trainhub.server.services.keys import KEY_RE, hash_secret
 from trainhub.server.store import keys as q
 from trainhub.server.store.engine import Store
@@ -58,15 +62,21 @@ CSRF_HEADER = "x-trainhub-csrf"
 SESSION_TTL = timedelta(days=14)
 TOUCH_INTERVAL_SECONDS = 60.0
 _PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id, name and whether it is an admin key."""
+    """Who is calling: the key's id, name, whether it is an admin key and whether read-only."""
 
     key_id: str
     name: str
     is_admin: bool
+    read_only: bool = False
+
+    def may(self, method: str) -> bool:
+        """Whether this principal may make a request with this HTTP method."""
+        return not self.read_only or method.upper() in _READ_METHODS
 
 
 class Authenticator:
@@ -79,7 +89,12 @@ class Authenticator:
 
     def _principal(self, row: Any) -> Principal:
         self._maybe_touch(row["id"])
-        return Principal(key_id=row["id"], name=row["name"], is_admin=bool(row["is_admin"]))
+        return Principal(
+            key_id=row["id"],
+            name=row["name"],
+            is_admin=bool(row["is_admin"]),
+            read_only=bool(row["read_only"]),
+        )
 
     def _maybe_touch(self, key_id: str) -> None:
         now = time.monotonic()
@@ -90,6 +105,7 @@ class Authenticator:
             self._touched[key_id] = now
         with self._store.write() as conn:
             q.touch_key(conn, key_id, utcnow())
+            audit.record_in(conn, key_id, "key.use")
 
     def authenticate_key(self, key: str) -> Principal | None:
         """The principal of a valid, unrevoked key, else None."""
@@ -167,6 +183,10 @@ class ApiAuthMiddleware:
         if principal is None:
             message = "invalid or revoked API key" if key else "an API key is required"
             response = error_response(401, ErrorCode.UNAUTHORIZED, message, {"www-authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        if not principal.may(scope.get("method", "GET")):
+            response = error_response(403, ErrorCode.FORBIDDEN, "this API key is read-only")
             await response(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -32,7 +34,16 @@ from pydantic import ValidationError
 
 from trainhub.server.errors import ConfigError
 
-__all__ = ["db", "keys", "migrate_data", "serve"]
+__all__ = [
+    "RedactAccessLog",
+    "audit_log",
+    "db",
+    "keys",
+    "migrate_data",
+    "plain_http_warning",
+    "redact_path",
+    "serve",
+]
 
 log = logging.getLogger("trainhub.server")
 #: Seconds a worker gets to finish its requests after SIGTERM (then the supervisor kills it).
@@ -56,6 +67,25 @@ def _settings(args: argparse.Namespace, fields: tuple[str, ...]) -> Any:
 
 def _settings_error(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+
+
+def plain_http_warning(host: str, public_url: str | None) -> str | None:
+    """Why serving on ``host`` is unsafe, or None: a non-loopback address without TLS in front.
+
+    The hub speaks plain HTTP; TLS belongs to a reverse proxy (docs/deployment.md), which the
+    operator signals with an ``https://`` ``TRAINHUB_PUBLIC_URL``.
+    """
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]").split("%", 1)[0]).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback or (public_url or "").lower().startswith("https://"):
+        return None
+    return (
+        f"listening on {host}, reachable from other machines, over plain HTTP: API keys, passwords "
+        "and session cookies cross the network unencrypted. Put a TLS proxy in front and set "
+        "TRAINHUB_PUBLIC_URL=https://... (docs/security.md), or listen on 127.0.0.1."
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -119,6 +149,9 @@ def serve(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
     listen_url = f"http://{shown_host}:{port}"
+    warning = plain_http_warning(host, settings.public_url)
+    if warning is not None:
+        print(f"trainhub: WARNING: {warning}", file=sys.stderr, flush=True)
     if settings.public_url is None:
         settings.public_url = listen_url
 
@@ -139,6 +172,25 @@ def serve(args: argparse.Namespace) -> int:
         sock.close()
 
 
+_SIGNED_PATH = re.compile(r"^(/(?:dl|up)/\d+/)[^/?]+")
+_SECRET_QUERY = re.compile(r"([?&](?:api_key|key|token|sig|signature)=)[^&]*", re.IGNORECASE)
+
+
+def redact_path(path: str) -> str:
+    """A request path fit for a log line: signed-URL signatures and key-like query values hidden."""
+    return _SECRET_QUERY.sub(r"\1***", _SIGNED_PATH.sub(r"\1***", path))
+
+
+class RedactAccessLog(logging.Filter):
+    """Hides secrets in uvicorn's access log lines (args: client, method, path, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+        return True
+
+
 def _run_worker(settings: Any, sock: socket.socket, on_started: Callable[[], None]) -> bool:
     """Serve on ``sock`` in this process until SIGINT/SIGTERM; whether the app started."""
     import uvicorn
@@ -152,6 +204,8 @@ def _run_worker(settings: Any, sock: socket.socket, on_started: Callable[[], Non
         server_header=False,
         timeout_graceful_shutdown=_GRACEFUL_SECONDS,
     )
+    # After Config(): it (re)configures uvicorn's loggers.
+    logging.getLogger("uvicorn.access").addFilter(RedactAccessLog())
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -379,10 +433,35 @@ def migrate_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_log(args: argparse.Namespace) -> int:
+    """``trainhub audit``: print the newest audit log entries; returns the exit code."""
+    from trainhub.server.backends import open_store
+    from trainhub.server.services import audit
+
+    try:
+        settings = _settings(args, ("data_dir", "database_url"))
+        store = open_store(settings.database_url)
+        store.migrate()
+    except ValidationError as exc:
+        return _fail(_settings_error(exc))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        print(f"{'ID':<8}{'AT':<21}{'ACTOR':<14}{'ACTION':<14}{'TARGET':<14}DETAIL")
+        for e in audit.list_entries(store, limit=args.limit):
+            at = (e["at"] or "")[:19]
+            target = e["target"] or "-"
+            print(f"{e['id']:<8}{at:<21}{e['actor']:<14}{e['action']:<14}{target:<14}{e['detail'] or ''}")
+        return 0
+    finally:
+        store.close()
+
+
 def keys(args: argparse.Namespace) -> int:
     """``trainhub keys create|list|revoke`` on the database directly; returns the exit code."""
     from trainhub.server.backends import open_store
     from trainhub.server.errors import ApiError
+    from trainhub.server.services import audit
     from trainhub.server.services import keys as svc
 
     try:
@@ -395,23 +474,25 @@ def keys(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         if args.keys_command == "create":
-            key, secret = svc.create_key(store, args.name, is_admin=args.admin)
-            kind = "admin key" if key["is_admin"] else "key"
+            key, secret = svc.create_key(
+                store, args.name, is_admin=args.admin, read_only=args.read_only, actor=audit.CLI_ACTOR
+            )
+            kind = "admin key" if key["is_admin"] else "read-only key" if key["read_only"] else "key"
             print(f"Created {kind} {key['id']} ({key['name'] or 'no name'}). Shown once, store it now:")
             print(secret, flush=True)
             return 0
         if args.keys_command == "list":
             rows = svc.list_keys(store)
-            print(f"{'ID':<14}{'PREFIX':<12}{'ADMIN':<7}{'STATE':<9}{'LAST USED':<22}NAME")
+            print(f"{'ID':<14}{'PREFIX':<12}{'SCOPE':<7}{'STATE':<9}{'LAST USED':<22}NAME")
             for k in rows:
                 state = "revoked" if k["revoked_at"] else "active"
                 last = (k["last_used_at"] or "never")[:19]
-                admin = "yes" if k["is_admin"] else "no"
-                print(f"{k['id']:<14}{k['prefix'] + '…':<12}{admin:<7}{state:<9}{last:<22}{k['name']}")
+                scope = "admin" if k["is_admin"] else "read" if k["read_only"] else "write"
+                print(f"{k['id']:<14}{k['prefix'] + '…':<12}{scope:<7}{state:<9}{last:<22}{k['name']}")
             return 0
         if args.keys_command == "revoke":
             try:
-                key = svc.revoke_key(store, args.key_id)
+                key = svc.revoke_key(store, args.key_id, actor=audit.CLI_ACTOR)
             except ApiError as exc:
                 return _fail(exc.message)
             print(f"Revoked key {key['id']} ({key['name'] or 'no name'}).")

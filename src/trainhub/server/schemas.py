@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from trainhub.protocol import MAX_NAME_LENGTH, MODEL_ID_RE, NAME_RE, ModelStatus
+from trainhub.protocol import MAX_EPOCH, MAX_NAME_LENGTH, MODEL_ID_RE, NAME_RE, ModelStatus
 
 __all__ = [
     "CheckpointOutSchema",
@@ -85,7 +85,7 @@ class ModelCreateIn(_In):
     name: Name
     project: Name = "default"
     config: dict[str, Any] = Field(default_factory=dict)
-    epochs: int | None = Field(default=None, ge=0, strict=True)
+    epochs: int | None = Field(default=None, ge=0, le=MAX_EPOCH, strict=True)
     task: Label | None = None
 
 
@@ -105,7 +105,7 @@ class StatusUpdateIn(_In):
 class EpochMetricsIn(_In):
     """One epoch of metrics."""
 
-    epoch: int = Field(ge=0, strict=True)
+    epoch: int = Field(ge=0, le=MAX_EPOCH, strict=True)
     metrics: dict[MetricName, MetricValue]
 
 
@@ -158,6 +158,8 @@ class KeyCreateIn(_In):
 
     name: Label = ""
     is_admin: bool = False
+    #: A read-only key may only GET/HEAD, on every API (403 ``forbidden`` otherwise).
+    read_only: bool = False
 
 
 class ModelOutSchema(BaseModel):

@@ -109,6 +109,8 @@ def _require(request: Request) -> Principal:
         raise ApiError(
             401, ErrorCode.UNAUTHORIZED, "Invalid API key" if has_key else "an API key is required"
         )
+    if not principal.may(request.method):
+        raise ApiError(403, ErrorCode.FORBIDDEN, "this API key is read-only")
     return principal
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from trainhub.protocol import HEADER_SHA256, CheckpointKind, ErrorCode
+from trainhub.protocol import HEADER_SHA256, MAX_EPOCH, CheckpointKind, ErrorCode
 from trainhub.server.downloads import blob_response
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
@@ -52,7 +52,7 @@ async def upload_checkpoint(
     store: StoreDep,
     objects: ObjectsDep,
     settings: SettingsDep,
-    epoch: Annotated[int | None, Query(ge=0)] = None,
+    epoch: Annotated[int | None, Query(ge=0, le=MAX_EPOCH)] = None,
     is_best: bool = False,
     map: Annotated[float | None, Query()] = None,
 ) -> Any:

@@ -29,6 +29,7 @@ from trainhub.protocol import MAX_NAME_LENGTH
 from trainhub.server.auth import CSRF_HEADER, SESSION_COOKIE, SESSION_TTL, Principal, csrf_token
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import AuthDep, BaseUrl, StoreDep
+from trainhub.server.services import audit
 from trainhub.server.services import charts as chart_svc
 from trainhub.server.services import checkpoints as ckpt_svc
 from trainhub.server.services import models as model_svc
@@ -152,10 +153,14 @@ def login(
 ) -> Response:
     """Check the key, start a web session, redirect to ``next``."""
     principal = auth.authenticate_key(api_key.strip())
+    store = request.app.state.store
     if principal is None:
+        client = request.client.host if request.client else None
+        audit.record(store, audit.NOBODY, "login.failed", None, f"from {client}")
         ctx = {"next": _safe_next(next), "error": "That API key is not valid (or was revoked)."}
         return templates.TemplateResponse(request, "login.html", ctx, status_code=401)
     token = auth.create_session(principal)
+    audit.record(store, principal.key_id, "login", principal.key_id, f"name={principal.name}")
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

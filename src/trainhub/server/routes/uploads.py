@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from trainhub.protocol import DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, CheckpointKind, ErrorCode
+from trainhub.protocol import (
+    DEFAULT_PART_SIZE,
+    MAX_EPOCH,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    CheckpointKind,
+    ErrorCode,
+)
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
 from trainhub.server.schemas import finite_or_none
@@ -33,7 +40,7 @@ class UploadCreateIn(BaseModel):
     size: int = Field(ge=1, strict=True)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     part_size: int = Field(default=DEFAULT_PART_SIZE, ge=MIN_PART_SIZE, le=MAX_PART_SIZE, strict=True)
-    epoch: int | None = Field(default=None, ge=0, strict=True)
+    epoch: int | None = Field(default=None, ge=0, le=MAX_EPOCH, strict=True)
     is_best: bool = False
     map: float | None = None
 

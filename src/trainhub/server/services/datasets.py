@@ -124,17 +124,56 @@ def list_datasets(
     return [dataset_out(r) for r in rows], total
 
 
+#: Most entries in a dataset zip.
+MAX_ZIP_ENTRIES = 2_000_000
+#: Largest ratio of unpacked to packed size of a dataset zip (image datasets barely compress;
+#: a zip bomb compresses 1000:1 and more). Zips under :data:`_SMALL_ZIP` unpacked are exempt.
+MAX_ZIP_RATIO = 100
+_SMALL_ZIP = 16 * 1024 * 1024
+
+
+def _unsafe_member(name: str) -> bool:
+    """Whether extracting ``name`` could write outside the target directory (zip slip)."""
+    parts = name.replace("\\", "/").split("/")
+    return (
+        name.startswith(("/", "\\"))
+        or (len(name) > 1 and name[1] == ":")  # C:\... (a drive on Windows)
+        or any(p == ".." for p in parts)
+        or "\x00" in name
+    )
+
+
 def check_zip(path: Path) -> None:
-    """A dataset zip must be a readable zip holding at least one ``*.yaml``.
+    """A dataset zip must be a readable zip holding at least one ``*.yaml``, and safe to unpack.
+
+    Safe: no member escapes the target directory (absolute names, drive letters or ``..``
+    components: "zip slip"), at most :data:`MAX_ZIP_ENTRIES` members, and the declared unpacked
+    size at most :data:`MAX_ZIP_RATIO` times the file's size (a zip bomb). The zip is only read
+    (never unpacked) on the server; the checks protect the clients that unpack it.
 
     Raises:
         ApiError: 422 ``validation_error`` otherwise.
     """
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as exc:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"not a zip file: {exc}") from exc
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"the zip holds more than {MAX_ZIP_ENTRIES} entries")
+    bad = next((i.filename for i in infos if _unsafe_member(i.filename)), None)
+    if bad is not None:
+        raise ApiError(
+            422, ErrorCode.VALIDATION_ERROR, f"the zip holds an entry outside its folder: {bad[:100]!r}"
+        )
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > _SMALL_ZIP and unpacked > MAX_ZIP_RATIO * max(path.stat().st_size, 1):
+        raise ApiError(
+            422,
+            ErrorCode.VALIDATION_ERROR,
+            f"the zip unpacks to {unpacked} bytes, over {MAX_ZIP_RATIO} times its size (a zip bomb?)",
+        )
+    names = [i.filename for i in infos]
     if not any(n.lower().endswith((".yaml", ".yml")) and not n.startswith("__MACOSX") for n in names):
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, "the zip holds no *.yaml dataset description")
 

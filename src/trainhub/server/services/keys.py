@@ -14,7 +14,7 @@ from typing import Any
 
 from trainhub.protocol import ErrorCode
 from trainhub.server.errors import ApiError, ConfigError
-from trainhub.server.services import iso
+from trainhub.server.services import audit, iso
 from trainhub.server.store import keys as q
 from trainhub.server.store.engine import Store
 from trainhub.server.store.tables import utcnow
@@ -51,6 +51,7 @@ def key_out(row: Mapping[str, Any]) -> dict[str, Any]:
         "name": row["name"],
         "prefix": row["prefix"],
         "is_admin": bool(row["is_admin"]),
+        "read_only": bool(row["read_only"]),
         "created_at": iso(row["created_at"]),
         "last_used_at": iso(row["last_used_at"]),
         "revoked_at": iso(row["revoked_at"]),
@@ -58,12 +59,25 @@ def key_out(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_key(
-    store: Store, name: str, *, is_admin: bool, plaintext: str | None = None
+    store: Store,
+    name: str,
+    *,
+    is_admin: bool,
+    plaintext: str | None = None,
+    read_only: bool = False,
+    actor: str = audit.NOBODY,
 ) -> tuple[dict[str, Any], str]:
     """Create a key (random unless ``plaintext`` is given); returns ``(key, plaintext)``.
 
-    The plaintext is returned once and never stored.
+    The plaintext is returned once and never stored. A ``read_only`` key may only read
+    (GET/HEAD); it cannot also be an admin key. ``actor`` (who asked) goes to the audit log.
+
+    Raises:
+        ApiError: 422 ``validation_error`` (both ``is_admin`` and ``read_only``).
+        ConfigError: ``plaintext`` is not shaped like a key.
     """
+    if is_admin and read_only:
+        raise ApiError(422, ErrorCode.VALIDATION_ERROR, "a key cannot be both admin and read-only")
     secret = plaintext or generate_key()
     if not KEY_RE.match(secret):
         raise ConfigError("an API key must be 'ul_' followed by 40 lowercase hex characters")
@@ -73,10 +87,13 @@ def create_key(
         "key_hash": hash_secret(secret),
         "prefix": secret[:9],
         "is_admin": is_admin,
+        "read_only": read_only,
         "created_at": utcnow(),
     }
     with store.write() as conn:
         q.insert_key(conn, row)
+        scope = "admin" if is_admin else "read" if read_only else "write"
+        audit.record_in(conn, actor, "key.create", str(row["id"]), f"scope={scope} name={name}")
         saved = q.find_key(conn, hash_secret(secret))
     assert saved is not None
     return key_out(saved), secret
@@ -88,10 +105,12 @@ def list_keys(store: Store) -> list[dict[str, Any]]:
         return [key_out(r) for r in q.list_keys(conn)]
 
 
-def revoke_key(store: Store, key_id: str) -> dict[str, Any]:
+def revoke_key(store: Store, key_id: str, actor: str = audit.NOBODY) -> dict[str, Any]:
     """Revoke a key and end its web sessions; ApiError 404 ``key_not_found``."""
     with store.write() as conn:
         row = q.revoke_key(conn, key_id, utcnow())
+        if row is not None:
+            audit.record_in(conn, actor, "key.revoke", key_id, f"name={row['name']}")
     if row is None:
         raise ApiError(404, ErrorCode.KEY_NOT_FOUND, f"no key with id {key_id!r}")
     return key_out(row)
@@ -106,7 +125,7 @@ def bootstrap_admin(store: Store, admin_key: str | None) -> tuple[str | None, bo
     with store.read() as conn:
         if q.count_keys(conn):
             return None, False
-    _, secret = create_key(store, "admin", is_admin=True, plaintext=admin_key)
+    _, secret = create_key(store, "admin", is_admin=True, plaintext=admin_key, actor="server")
     return secret, admin_key is None
 
 

@@ -29,6 +29,7 @@ _PUBLIC = (
     api_keys.c.name,
     api_keys.c.prefix,
     api_keys.c.is_admin,
+    api_keys.c.read_only,
     api_keys.c.created_at,
     api_keys.c.last_used_at,
     api_keys.c.revoked_at,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 __all__ = [
     "UtcDateTime",
     "api_keys",
+    "audit_log",
     "checkpoints",
     "compat_runs",
     "compat_uploads",
@@ -145,6 +146,8 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False),
+    # Migration 0006: a read-only key may only GET/HEAD (403 otherwise).
+    sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
@@ -259,4 +262,18 @@ uploads = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
+# --- audit log (migration 0007) ------------------------------------------------------------------
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False, index=True),
+    # The key that acted (its id), or "cli" for `trainhub` commands on the database, or "-".
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("detail", sa.String(500), nullable=True),
 )
