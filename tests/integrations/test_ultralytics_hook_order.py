@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from yolo_env import TINY_TRAIN_ARGS, child_env, describe, make_dataset, run_child
+from yolo_env import DETECT_EPOCH_KEYS, TINY_TRAIN_ARGS, child_env, describe, make_dataset, run_child
 
 pytest.importorskip("ultralytics")
 
@@ -76,23 +76,7 @@ model.train(data=sys.argv[1], epochs=2, name="order", **json.loads(sys.argv[2]))
 print("TRAINHUB_TEST_RESULT " + json.dumps({"log": log}))
 """
 
-EPOCH_KEYS = sorted(
-    [
-        "train/box_loss",
-        "train/cls_loss",
-        "train/dfl_loss",
-        "metrics/precision(B)",
-        "metrics/recall(B)",
-        "metrics/mAP50(B)",
-        "metrics/mAP50-95(B)",
-        "val/box_loss",
-        "val/cls_loss",
-        "val/dfl_loss",
-        "lr/pg0",
-        "lr/pg1",
-        "lr/pg2",
-    ]
-)
+EPOCH_KEYS = sorted(DETECT_EPOCH_KEYS)
 MODEL_INFO_KEYS = ["model/GFLOPs", "model/parameters", "model/speed_PyTorch(ms)"]
 FINAL_KEYS = sorted(["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"])
 

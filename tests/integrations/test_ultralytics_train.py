@@ -20,7 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
-from yolo_env import TINY_TRAIN_ARGS, ChildRun, child_env, describe, make_dataset, run_child
+from yolo_env import (
+    DETECT_EPOCH_KEYS,
+    TINY_TRAIN_ARGS,
+    ChildRun,
+    child_env,
+    describe,
+    make_dataset,
+    run_child,
+)
 
 from trainhub.protocol import API_PREFIX
 
@@ -45,22 +53,7 @@ print("TRAINHUB_TEST_RESULT " + json.dumps({
 }))
 """
 
-#: What Ultralytics 8.4 reports for a detection model every epoch.
-EPOCH_KEYS = {
-    "train/box_loss",
-    "train/cls_loss",
-    "train/dfl_loss",
-    "metrics/precision(B)",
-    "metrics/recall(B)",
-    "metrics/mAP50(B)",
-    "metrics/mAP50-95(B)",
-    "val/box_loss",
-    "val/cls_loss",
-    "val/dfl_loss",
-    "lr/pg0",
-    "lr/pg1",
-    "lr/pg2",
-}
+EPOCH_KEYS = set(DETECT_EPOCH_KEYS)
 #: Added at epoch 0 only.
 MODEL_INFO_KEYS = {"model/parameters", "model/GFLOPs", "model/speed_PyTorch(ms)"}
 

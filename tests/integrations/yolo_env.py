@@ -62,6 +62,26 @@ class ChildRun:
     result: dict[str, Any]
 
 
+#: What Ultralytics 8.4 reports for a detection model every epoch (losses, metrics, learning rates).
+DETECT_EPOCH_KEYS = frozenset(
+    {
+        "train/box_loss",
+        "train/cls_loss",
+        "train/dfl_loss",
+        "metrics/precision(B)",
+        "metrics/recall(B)",
+        "metrics/mAP50(B)",
+        "metrics/mAP50-95(B)",
+        "val/box_loss",
+        "val/cls_loss",
+        "val/dfl_loss",
+        "lr/pg0",
+        "lr/pg1",
+        "lr/pg2",
+    }
+)
+
+
 def _font_source() -> Path:
     import matplotlib
 
