@@ -43,7 +43,7 @@ def test_key_create_use_login_and_revoke_are_audited(hub_server: HubServer) -> N
         assert expected in seen, (expected, seen)
     assert seen.index((admin_id, "key.create", key_id)) < seen.index((admin_id, "key.revoke", key_id))
     create = next(e for e in entries if e["action"] == "key.create" and e["target"] == key_id)
-    assert create["detail"] == "scope=read name=ci"
+    assert create["detail"] == "scope=read user=admin name=ci"
     text = str(entries)
     assert secret not in text and hub_server.api_key not in text and "ul_" not in text
 

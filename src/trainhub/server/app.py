@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from trainhub import __version__
 from trainhub.protocol import API_PREFIX
+from trainhub.server.access import model_guard
 from trainhub.server.auth import ApiAuthMiddleware, Authenticator
 from trainhub.server.backends import open_objects, open_store
 from trainhub.server.compat import routers as compat_routers
@@ -36,6 +37,7 @@ from trainhub.server.routes import (
     models,
     pages,
     uploads,
+    users,
 )
 from trainhub.server.services.models import LIVENESS
 from trainhub.server.services.uploads import expire_uploads
@@ -96,8 +98,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on every reply, errors included
 
-    for module in (models, metrics, checkpoints, uploads, events, keys, charts, datasets):
-        app.include_router(module.router, prefix=API_PREFIX)
+    # Every native route with a {model_id} is checked against the caller's projects (access.py).
+    for module in (models, metrics, checkpoints, uploads, events, keys, users, charts, datasets):
+        app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(model_guard)])
     for router in compat_routers():  # Ultralytics HUB (/v1) and Platform (/api) protocols
         app.include_router(router)
     app.include_router(pages.router)

@@ -10,6 +10,11 @@
   read the page, so it cannot send the token (SameSite=Lax already stops most such posts).
 * A read-only key (or a web session of one) may only GET/HEAD: anything else is 403
   ``forbidden``, here and on the compatibility APIs (``compat/http.py``).
+* A key acts for its user (``services/users.py``): it sees the projects of its user and of the
+  user's teams (an admin user sees all), and may write only to the projects it lists, if it
+  lists any (``server/access.py`` checks each request). A disabled user's keys and sessions fail.
+* Web sessions are started with a key or with a user's password (``POST /login``); a password
+  session acts as the user with full (non-admin-scope unless the user is an admin) rights.
 * Key management routes need an admin key (403 ``forbidden``), see :func:`require_admin`.
 * ``last_used_at`` (and a ``key.use`` audit entry) is written at most once per
   :data:`TOUCH_INTERVAL_SECONDS` per key and process, so a busy client does not turn every read
@@ -40,7 +45,9 @@ from trainhub.protocol import API_PREFIX, HEADER_API_KEY, ErrorCode
 from trainhub.server.errors import ApiError, error_response
 from trainhub.server.services import audit
 from trainhub.server.services.keys import KEY_RE, hash_secret
+from trainhub.server.services.users import default_project
 from trainhub.server.store import keys as q
+from trainhub.server.store import users as user_q
 from trainhub.server.store.engine import Store
 from trainhub.server.store.tables import utcnow
 
@@ -67,12 +74,32 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id, name, whether it is an admin key and whether read-only."""
+    """Who is calling: a key (or a user's password session) and the user it acts for.
+
+    ``is_admin``: the key has the admin scope (admin routes); ``read_only``: it may only read;
+    ``projects``: the only projects it may write to (None: all its user may). ``user_admin``:
+    the user sees every project; ``team_ids``: the user's teams.
+    """
 
     key_id: str
     name: str
     is_admin: bool
     read_only: bool = False
+    user_id: str | None = None
+    user_name: str = ""
+    user_admin: bool = False
+    team_ids: frozenset[str] = frozenset()
+    projects: frozenset[str] | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who to name in the audit log: the key id, or ``user:<id>`` for a password session."""
+        return self.key_id or f"user:{self.user_id}"
+
+    @property
+    def default_project(self) -> str:
+        """The project models go to when the client names none."""
+        return default_project(self.user_name, self.user_admin)
 
     def may(self, method: str) -> bool:
         """Whether this principal may make a request with this HTTP method."""
@@ -89,11 +116,40 @@ class Authenticator:
 
     def _principal(self, row: Any) -> Principal:
         self._maybe_touch(row["id"])
+        user_id = row["user_id"]
+        user_admin = bool(row["user_is_admin"])
+        teams: frozenset[str] = frozenset()
+        if user_id is not None and not user_admin:
+            with self._store.read() as conn:
+                teams = user_q.team_ids_of(conn, user_id)
+        listed = row["projects"]
         return Principal(
             key_id=row["id"],
             name=row["name"],
-            is_admin=bool(row["is_admin"]),
+            # The admin scope counts only on an admin user's key.
+            is_admin=bool(row["is_admin"]) and user_admin,
             read_only=bool(row["read_only"]),
+            user_id=user_id,
+            user_name=row["user_name"] or "",
+            user_admin=user_admin,
+            team_ids=teams,
+            projects=frozenset(listed) if isinstance(listed, list) else None,
+        )
+
+    def _user_principal(self, row: Any) -> Principal:
+        user_admin = bool(row["is_admin"])
+        teams: frozenset[str] = frozenset()
+        if not user_admin:
+            with self._store.read() as conn:
+                teams = user_q.team_ids_of(conn, row["id"])
+        return Principal(
+            key_id="",
+            name=f"web login of {row['name']}",
+            is_admin=user_admin,
+            user_id=row["id"],
+            user_name=row["name"],
+            user_admin=user_admin,
+            team_ids=teams,
         )
 
     def _maybe_touch(self, key_id: str) -> None:
@@ -113,7 +169,7 @@ class Authenticator:
             return None  # never query for something that cannot be a key
         with self._store.read() as conn:
             row = q.find_key(conn, hash_secret(key))
-        if row is None or row["revoked_at"] is not None:
+        if row is None or row["revoked_at"] is not None or row["user_disabled_at"] is not None:
             return None
         return self._principal(row)
 
@@ -121,17 +177,29 @@ class Authenticator:
         """The principal behind a valid web session token, else None."""
         if not token or len(token) > 128:
             return None
+        token_hash, now = hash_secret(token), utcnow()
         with self._store.read() as conn:
-            row = q.find_session_key(conn, hash_secret(token), utcnow())
-        return self._principal(row) if row is not None else None
+            row = q.find_session_key(conn, token_hash, now)
+            user = q.find_session_user(conn, token_hash, now) if row is None else None
+        if row is not None:
+            return self._principal(row)
+        return self._user_principal(user) if user is not None else None
 
     def create_session(self, principal: Principal) -> str:
-        """Start a web session for a key; returns the cookie token (only its hash is stored)."""
+        """Start a web session for a key, or for a user (a principal without a key id);
+        returns the cookie token (only its hash is stored)."""
         token = secrets.token_urlsafe(32)
         now = utcnow()
         with self._store.write() as conn:
-            q.insert_session(conn, hash_secret(token), principal.key_id, now, now + SESSION_TTL)
+            if principal.key_id:
+                q.insert_session(conn, hash_secret(token), now, now + SESSION_TTL, key_id=principal.key_id)
+            else:
+                q.insert_session(conn, hash_secret(token), now, now + SESSION_TTL, user_id=principal.user_id)
         return token
+
+    def user_principal(self, user: Any) -> Principal:
+        """The principal of a user who logged in with a password."""
+        return self._user_principal(user)
 
     def end_session(self, token: str) -> None:
         """Forget a web session."""

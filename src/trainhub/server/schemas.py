@@ -77,13 +77,17 @@ class ProjectCreateIn(_In):
     """Body of ``POST /projects``."""
 
     name: Name
+    #: The team that owns the new project (the caller must be in it); else the caller's user.
+    team: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class ModelCreateIn(_In):
     """Body of ``POST /models`` and ``PUT /models/{id}``."""
 
     name: Name
-    project: Name = "default"
+    #: None or ``"default"``: the caller's default project (``default`` for admin users, else
+    #: the project named after the user).
+    project: Name | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     epochs: int | None = Field(default=None, ge=0, le=MAX_EPOCH, strict=True)
     task: Label | None = None
@@ -160,6 +164,24 @@ class KeyCreateIn(_In):
     is_admin: bool = False
     #: A read-only key may only GET/HEAD, on every API (403 ``forbidden`` otherwise).
     read_only: bool = False
+    #: The user the key acts for (id or name); default: the caller's user.
+    user: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    #: The only projects the key may write to (default: all its user may).
+    projects: Annotated[list[Name], Field(max_length=100)] | None = None
+
+
+class UserCreateIn(_In):
+    """Body of ``POST /users``."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=8, max_length=1024)] | None = None
+    is_admin: bool = False
+
+
+class TeamCreateIn(_In):
+    """Body of ``POST /teams``."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class ModelOutSchema(BaseModel):

@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from trainhub.protocol import MAX_NAME_LENGTH, ErrorCode
+from trainhub.server import access
 from trainhub.server.errors import ApiError
-from trainhub.server.routes.deps import BaseUrl, StoreDep
+from trainhub.server.routes.deps import BaseUrl, PrincipalDep, StoreDep
 from trainhub.server.services import charts as svc
 from trainhub.server.services import models as model_svc
 
@@ -60,6 +61,7 @@ def get_chart_series(
 @router.get("/compare")
 def compare_models(
     store: StoreDep,
+    principal: PrincipalDep,
     base: BaseUrl,
     ids: Annotated[list[str], Query(min_length=1)],
     metric: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
@@ -69,5 +71,6 @@ def compare_models(
     unique = list(dict.fromkeys(ids))
     if len(unique) > MAX_COMPARE:
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"at most {MAX_COMPARE} models per comparison")
+    access.check_models(store, principal, unique)
     models = [model_svc.get_model(store, model_id, base) for model_id in unique]
     return {"models": models, **svc.compare(store, models, metric, max_points)}

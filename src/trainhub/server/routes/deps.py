@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from trainhub.server.auth import Authenticator
+from trainhub.server.access import principal_of
+from trainhub.server.auth import Authenticator, Principal
 from trainhub.server.objects import ObjectStore
 from trainhub.server.settings import ServerSettings
 from trainhub.server.store.engine import Store
 
-__all__ = ["AuthDep", "BaseUrl", "ObjectsDep", "SettingsDep", "StoreDep", "base_url"]
+__all__ = ["AuthDep", "BaseUrl", "ObjectsDep", "PrincipalDep", "SettingsDep", "StoreDep", "base_url"]
 
 
 def _store(request: Request) -> Store:
@@ -45,3 +46,4 @@ ObjectsDep = Annotated[ObjectStore, Depends(_objects)]
 SettingsDep = Annotated[ServerSettings, Depends(_settings)]
 AuthDep = Annotated[Authenticator, Depends(_authenticator)]
 BaseUrl = Annotated[str, Depends(base_url)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]

@@ -19,16 +19,24 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 
 @router.get("/keys")
-def list_keys(store: StoreDep) -> list[dict[str, Any]]:
-    """Every key (never its secret)."""
-    return svc.list_keys(store)
+def list_keys(
+    store: StoreDep, user: Annotated[str | None, Query(min_length=1, max_length=64)] = None
+) -> list[dict[str, Any]]:
+    """Every key, or one user's (never its secret)."""
+    return svc.list_keys(store, user)
 
 
 @router.post("/keys", status_code=201)
 def create_key(body: KeyCreateIn, store: StoreDep, admin: Admin) -> dict[str, Any]:
     """Create a key; the reply's ``key`` is the plaintext, shown this once."""
     key, secret = svc.create_key(
-        store, body.name, is_admin=body.is_admin, read_only=body.read_only, actor=admin.key_id
+        store,
+        body.name,
+        is_admin=body.is_admin,
+        read_only=body.read_only,
+        user=body.user or admin.user_id,
+        projects=body.projects,
+        actor=admin.actor,
     )
     return {**key, "key": secret}
 
@@ -36,7 +44,7 @@ def create_key(body: KeyCreateIn, store: StoreDep, admin: Admin) -> dict[str, An
 @router.delete("/keys/{key_id}")
 def revoke_key(key_id: str, store: StoreDep, admin: Admin) -> dict[str, Any]:
     """Revoke a key (its requests get 401 from now on)."""
-    return svc.revoke_key(store, key_id, actor=admin.key_id)
+    return svc.revoke_key(store, key_id, actor=admin.actor)
 
 
 @router.get("/audit")

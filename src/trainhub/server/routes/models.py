@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from trainhub import __version__
 from trainhub.protocol import MAX_NAME_LENGTH, ErrorCode
 from trainhub.server.errors import ApiError
-from trainhub.server.routes.deps import BaseUrl, StoreDep
+from trainhub.server.routes.deps import BaseUrl, PrincipalDep, StoreDep
 from trainhub.server.schemas import (
     HeartbeatInSchema,
     HeartbeatOutSchema,
@@ -33,46 +33,54 @@ def health() -> dict[str, Any]:
 
 
 @router.get("/projects", tags=["projects"])
-def list_projects(store: StoreDep) -> list[dict[str, Any]]:
-    """Every project with its model count."""
-    return svc.list_projects(store)
+def list_projects(store: StoreDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """The projects the caller sees, with model count and owner."""
+    return svc.list_projects(store, principal)
 
 
 @router.post("/projects", tags=["projects"], status_code=201)
-def create_project(body: ProjectCreateIn, store: StoreDep) -> dict[str, Any]:
-    """Create a project (idempotent by name)."""
-    return svc.create_project(store, body.name)
+def create_project(body: ProjectCreateIn, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Create a project owned by the caller (or by ``team``); idempotent by name."""
+    return svc.create_project(store, principal, body.name, body.team)
 
 
 @router.get("/models", tags=["models"], response_model=list[ModelOutSchema])
 def list_models(
     store: StoreDep,
+    principal: PrincipalDep,
     base: BaseUrl,
     project: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
     q: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """Models, newest first; filter by project name and a name substring."""
-    return svc.list_models(store, base, project=project, q_text=q, limit=limit)
+    """The models the caller sees, newest first; filter by project name and a name substring."""
+    return svc.list_models(store, principal, base, project=project, q_text=q, limit=limit)
 
 
 @router.post("/models", tags=["models"], status_code=201, response_model=ModelOutSchema)
-def create_model(body: ModelCreateIn, store: StoreDep, base: BaseUrl) -> dict[str, Any]:
+def create_model(
+    body: ModelCreateIn, store: StoreDep, principal: PrincipalDep, base: BaseUrl
+) -> dict[str, Any]:
     """Create a model with a server-made id."""
-    model, _ = svc.create_model(store, None, body, base)
+    model, _ = svc.create_model(store, principal, None, body, base)
     return model
 
 
 @router.put("/models/{model_id}", tags=["models"], response_model=ModelOutSchema)
 def put_model(
-    model_id: str, body: ModelCreateIn, store: StoreDep, base: BaseUrl, response: Response
+    model_id: str,
+    body: ModelCreateIn,
+    store: StoreDep,
+    principal: PrincipalDep,
+    base: BaseUrl,
+    response: Response,
 ) -> dict[str, Any]:
     """Create-or-get a model with a client-made id: 201 when created, 200 when it existed."""
     try:
         check_model_id(model_id)
     except ValueError as exc:
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"model_id: {exc}") from exc
-    model, created = svc.create_model(store, model_id, body, base)
+    model, created = svc.create_model(store, principal, model_id, body, base)
     response.status_code = 201 if created else 200
     return model
 

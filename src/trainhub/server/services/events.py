@@ -14,7 +14,7 @@ from trainhub.server.store.tables import utcnow
 __all__ = ["record_events", "summary"]
 
 
-def record_events(store: Store, batch: EventsBatchIn) -> dict[str, int]:
+def record_events(store: Store, batch: EventsBatchIn, user_id: str | None = None) -> dict[str, int]:
     """Store a batch of events, each ``id`` once; returns :class:`~trainhub.protocol.EventsReply`
     (``accepted``: stored now, ``duplicates``: ids already stored or repeated in the batch).
 
@@ -37,6 +37,7 @@ def record_events(store: Store, batch: EventsBatchIn) -> dict[str, int]:
             "ultralytics_version": e.versions.get("ultralytics"),
             "ts": e.ts,
             "received_at": now,
+            "user_id": user_id,
         }
         for e in batch.events
     ]
@@ -53,14 +54,15 @@ def record_events(store: Store, batch: EventsBatchIn) -> dict[str, int]:
     return {"accepted": len(fresh), "duplicates": len(rows) - len(fresh)}
 
 
-def summary(store: Store) -> dict[str, Any]:
-    """Counts: total, distinct installs, per kind, per trainhub and ultralytics version."""
+def summary(store: Store, user_id: str | None = None) -> dict[str, Any]:
+    """Counts: total, distinct installs, per kind, per trainhub and ultralytics version; of the
+    events sent with one user's keys if ``user_id`` is given (else all)."""
     with store.read() as conn:
-        by_kind = q.count_by(conn, "kind")
+        by_kind = q.count_by(conn, "kind", user_id)
         return {
             "total": sum(by_kind.values()),
-            "installs": q.count_installs(conn),
+            "installs": q.count_installs(conn, user_id),
             "by_kind": by_kind,
-            "by_trainhub_version": q.count_by(conn, "trainhub_version"),
-            "by_ultralytics_version": q.count_by(conn, "ultralytics_version"),
+            "by_trainhub_version": q.count_by(conn, "trainhub_version", user_id),
+            "by_ultralytics_version": q.count_by(conn, "ultralytics_version", user_id),
         }

@@ -19,12 +19,15 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from trainhub.protocol import DEFAULT_HEARTBEAT_INTERVAL, STALLED_AFTER_INTERVALS, ErrorCode, ModelStatus
+from trainhub.server import access
+from trainhub.server.auth import Principal
 from trainhub.server.errors import ApiError
 from trainhub.server.schemas import ModelCreateIn, StatusUpdateIn
 from trainhub.server.services import iso
 from trainhub.server.store import models as q
+from trainhub.server.store import users as user_q
 from trainhub.server.store.engine import Store
-from trainhub.server.store.tables import utcnow
+from trainhub.server.store.tables import projects, utcnow
 
 __all__ = [
     "LIVENESS",
@@ -140,29 +143,48 @@ def _read_out(conn: Connection, model_id: str, base_url: str) -> dict[str, Any]:
     return model_out(row, q.metric_summaries(conn, [model_id]).get(model_id, []), base_url)
 
 
-def create_project(store: Store, name: str) -> dict[str, Any]:
-    """Create a project (idempotent by name)."""
+def create_project(store: Store, principal: Principal, name: str, team: str | None = None) -> dict[str, Any]:
+    """Create a project owned by the caller's user, or by ``team`` (idempotent by name).
+
+    Raises:
+        ApiError: 404 ``team_not_found``; 403 ``forbidden`` (the name is another owner's, or the
+            caller is not in the team, or the key lists other projects).
+    """
     with store.write() as conn:
-        q.ensure_project(conn, store.dialect, name, utcnow())
-    return next(p for p in list_projects(store) if p["name"] == name)
+        team_id = None
+        if team is not None:
+            found = user_q.find_team(conn, team)
+            if found is None or not (principal.user_admin or found["id"] in principal.team_ids):
+                raise ApiError(404, ErrorCode.TEAM_NOT_FOUND, f"no team {team!r} of yours")
+            team_id = str(found["id"])
+        access.writable_project(conn, store.dialect, principal, name, team_id=team_id)
+    return next(p for p in list_projects(store, principal) if p["name"] == name)
 
 
-def list_projects(store: Store) -> list[dict[str, Any]]:
-    """Every project: name, created_at, model_count."""
+def list_projects(store: Store, principal: Principal) -> list[dict[str, Any]]:
+    """The projects the caller sees: name, created_at, model_count, owner (user or team)."""
     with store.read() as conn:
-        rows = q.list_projects(conn)
+        rows = q.list_projects(conn, access.owner_clause(projects, principal))
     return [
-        {"name": r["name"], "created_at": iso(r["created_at"]), "model_count": int(r["model_count"])}
+        {
+            "name": r["name"],
+            "created_at": iso(r["created_at"]),
+            "model_count": int(r["model_count"]),
+            "owner": r["owner_team"] or r["owner_user"],
+            "owner_kind": "team" if r["owner_team"] else "user" if r["owner_user"] else None,
+        }
         for r in rows
     ]
 
 
 def create_model(
-    store: Store, model_id: str | None, body: ModelCreateIn, base_url: str
+    store: Store, principal: Principal, model_id: str | None, body: ModelCreateIn, base_url: str
 ) -> tuple[dict[str, Any], bool]:
     """Create a model (server-made id when ``model_id`` is None) or get the existing one.
 
-    Returns ``(model, created)``. An existing model is returned unchanged (create-or-get).
+    Returns ``(model, created)``. An existing model is returned unchanged (create-or-get). The
+    model goes to ``body.project`` (the caller's default project if None or ``"default"``),
+    which the caller must be allowed to write to (see :func:`trainhub.server.access.writable_project`).
     """
     now = utcnow()
     with store.write() as conn:
@@ -170,7 +192,7 @@ def create_model(
             model_id = secrets.token_hex(10)
         elif q.get_model(conn, model_id) is not None:
             return _read_out(conn, model_id, base_url), False
-        project_id = q.ensure_project(conn, store.dialect, body.project, now)
+        project_id = access.writable_project(conn, store.dialect, principal, body.project)
         created = q.insert_model(
             conn,
             store.dialect,
@@ -197,11 +219,18 @@ def get_model(store: Store, model_id: str, base_url: str) -> dict[str, Any]:
 
 
 def list_models(
-    store: Store, base_url: str, *, project: str | None = None, q_text: str | None = None, limit: int = 100
+    store: Store,
+    principal: Principal,
+    base_url: str,
+    *,
+    project: str | None = None,
+    q_text: str | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Models newest first, filtered by project name and name substring."""
+    """The models the caller sees, newest first, filtered by project name and name substring."""
     with store.read() as conn:
-        rows = q.list_models(conn, project=project, q=q_text, limit=limit)
+        visible = access.owner_clause(projects, principal)
+        rows = q.list_models(conn, project=project, q=q_text, limit=limit, visible=visible)
         summaries = q.metric_summaries(conn, [r["id"] for r in rows])
     return [model_out(r, summaries.get(r["id"], []), base_url) for r in rows]
 

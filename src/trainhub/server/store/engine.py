@@ -116,8 +116,9 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def migrate(self) -> str | None:
-        """Apply every Alembic migration up to head (idempotent; safe with many workers at once).
+    def migrate(self, target: str = "head") -> str | None:
+        """Apply every Alembic migration up to ``target`` (default head; idempotent; safe with
+        many workers at once).
 
         On PostgreSQL the upgrade holds a transaction-scoped advisory lock: a second worker waits,
         then finds the database at head. On SQLite ``BEGIN IMMEDIATE`` serializes the same way.
@@ -136,7 +137,7 @@ class Store:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_ID})
                 before = MigrationContext.configure(conn).get_current_revision()
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, target)
         return before
 
     def revision(self) -> str | None:

@@ -29,13 +29,18 @@ def insert_events(conn: Connection, dialect: str, rows: Sequence[Mapping[str, An
         conn.execute(stmt, list(rows))
 
 
-def count_by(conn: Connection, column: str) -> dict[str, int]:
-    """Event counts grouped by one column (None grouped as ``"unknown"``)."""
+def _of(query: sa.Select[Any], user_id: str | None) -> sa.Select[Any]:
+    return query if user_id is None else query.where(events.c.user_id == user_id)
+
+
+def count_by(conn: Connection, column: str, user_id: str | None = None) -> dict[str, int]:
+    """Event counts grouped by one column (None grouped as ``"unknown"``); of one user if given."""
     col = events.c[column]
-    rows = conn.execute(sa.select(col, sa.func.count()).group_by(col))
+    rows = conn.execute(_of(sa.select(col, sa.func.count()).group_by(col), user_id))
     return {("unknown" if value is None else str(value)): int(n) for value, n in rows}
 
 
-def count_installs(conn: Connection) -> int:
-    """Number of distinct install ids."""
-    return int(conn.execute(sa.select(sa.func.count(sa.distinct(events.c.install_id)))).scalar_one())
+def count_installs(conn: Connection, user_id: str | None = None) -> int:
+    """Number of distinct install ids (of one user's events if given)."""
+    query = _of(sa.select(sa.func.count(sa.distinct(events.c.install_id))), user_id)
+    return int(conn.execute(query).scalar_one())

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from trainhub.server.store.dialects import upsert
 from trainhub.server.store.rows import as_dict
-from trainhub.server.store.tables import metric_points, models, projects
+from trainhub.server.store.tables import metric_points, models, projects, teams, users
 
 __all__ = [
     "ensure_project",
@@ -36,15 +36,27 @@ def ensure_project(conn: Connection, dialect: str, name: str, now: datetime) -> 
     return int(conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar_one())
 
 
-def list_projects(conn: Connection) -> list[Mapping[str, Any]]:
-    """Every project with its model count, by name."""
+def list_projects(conn: Connection, visible: sa.ColumnElement[bool] | None = None) -> list[Mapping[str, Any]]:
+    """Projects (those matching ``visible``, else all) with model count and owner, by name."""
     count = sa.func.count(models.c.id).label("model_count")
+    cols = (
+        projects.c.name,
+        projects.c.created_at,
+        users.c.name.label("owner_user"),
+        teams.c.name.label("owner_team"),
+    )
     query = (
-        sa.select(projects.c.name, projects.c.created_at, count)
-        .select_from(projects.outerjoin(models, models.c.project_id == projects.c.id))
-        .group_by(projects.c.id, projects.c.name, projects.c.created_at)
+        sa.select(*cols, count)
+        .select_from(
+            projects.outerjoin(models, models.c.project_id == projects.c.id)
+            .outerjoin(users, users.c.id == projects.c.owner_user_id)
+            .outerjoin(teams, teams.c.id == projects.c.owner_team_id)
+        )
+        .group_by(projects.c.id, *cols)
         .order_by(projects.c.name)
     )
+    if visible is not None:
+        query = query.where(visible)
     return [as_dict(r) for r in conn.execute(query)]
 
 
@@ -66,10 +78,18 @@ def _escape_like(text: str) -> str:
 
 
 def list_models(
-    conn: Connection, *, project: str | None, q: str | None, limit: int
+    conn: Connection,
+    *,
+    project: str | None,
+    q: str | None,
+    limit: int,
+    visible: sa.ColumnElement[bool] | None = None,
 ) -> list[Mapping[str, Any]]:
-    """Models, newest first, optionally of one project and/or whose name contains ``q``."""
+    """Models, newest first, optionally of one project and/or whose name contains ``q``, and
+    only of projects matching ``visible``."""
     query = sa.select(*_MODEL_COLUMNS).join(projects)
+    if visible is not None:
+        query = query.where(visible)
     if project is not None:
         query = query.where(projects.c.name == project)
     if q:

@@ -28,7 +28,10 @@ __all__ = [
     "models",
     "projects",
     "server_secrets",
+    "team_members",
+    "teams",
     "uploads",
+    "users",
     "utcnow",
     "web_sessions",
 ]
@@ -68,12 +71,46 @@ metadata = sa.MetaData(
     }
 )
 
+# --- users and teams (migration 0008) -------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    # argon2id hash (``services/users.py``); None: the user cannot log in with a password.
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    # An admin user sees every project and may hold admin keys.
+    sa.Column("is_admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    # A disabled user's keys and web sessions stop working at once.
+    sa.Column("disabled_at", UtcDateTime, nullable=True),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+team_members = sa.Table(
+    "team_members",
+    metadata,
+    sa.Column("team_id", sa.String(32), sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
 projects = sa.Table(
     "projects",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Migration 0008: the owner, a user or a team (both None: only admin users see it).
+    sa.Column("owner_user_id", sa.String(32), sa.ForeignKey("users.id"), nullable=True, index=True),
+    sa.Column("owner_team_id", sa.String(32), sa.ForeignKey("teams.id"), nullable=True, index=True),
 )
 
 models = sa.Table(
@@ -136,6 +173,8 @@ events = sa.Table(
     sa.Column("received_at", UtcDateTime, nullable=False),
     # Migration 0004: the client-made id; unique, so a re-sent event is stored once.
     sa.Column("event_id", sa.String(64), nullable=True, unique=True),
+    # Migration 0008: the user whose key sent it (summaries show a user their own events).
+    sa.Column("user_id", sa.String(32), nullable=True, index=True),
 )
 
 api_keys = sa.Table(
@@ -151,15 +190,22 @@ api_keys = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("last_used_at", UtcDateTime, nullable=True),
     sa.Column("revoked_at", UtcDateTime, nullable=True),
+    # Migration 0008: the owner (the key sees what its user sees) and, optionally, the only
+    # projects (names) it may write to.
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id"), nullable=True, index=True),
+    sa.Column("projects", sa.JSON, nullable=True),
 )
 
+#: Web sessions: of a key (``POST /login`` with a key) or of a user (with a password).
 web_sessions = sa.Table(
     "web_sessions",
     metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("expires_at", UtcDateTime, nullable=False, index=True),
+    # Migration 0008: set for password logins (``key_id`` is then None).
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
 )
 
 
@@ -176,6 +222,9 @@ datasets = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False, index=True),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # Migration 0008: the owner, as for projects.
+    sa.Column("owner_user_id", sa.String(32), sa.ForeignKey("users.id"), nullable=True, index=True),
+    sa.Column("owner_team_id", sa.String(32), sa.ForeignKey("teams.id"), nullable=True, index=True),
 )
 
 #: Per model: which Ultralytics protocol drives it, the Platform owner and how many runs it had.
