@@ -207,7 +207,8 @@ def slugify(text: str) -> str:
 def split_platform_project(project: str) -> tuple[str | None, str]:
     """``"owner/proj"`` -> ``("owner", "proj")``; ``"proj"`` -> ``(None, "proj")``.
 
-    trainhub project names cannot hold ``/``, so the owner is kept aside (one hub, one tenant).
+    trainhub project names cannot hold ``/`` and are unique on the hub, so the owner is kept aside
+    (who owns the project is the trainhub user of the key, see :mod:`trainhub.server.access`).
     """
     owner, sep, rest = project.partition("/")
     if not sep:

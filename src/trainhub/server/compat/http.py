@@ -8,6 +8,13 @@ Each protocol gets errors in the shape its client handles (and never a redirect,
 * Platform: ``{"error": <message>, "code": <code>}``: ultralytics shows ``error`` when it
   resolves ``ul://`` URIs, and maps 401/403/404/408/429/5xx to its own exceptions.
 
+Tenancy: the compat routes are not behind the ``/api/v1`` auth middleware, so their principal
+comes from the :data:`HubPrincipal` / :data:`PlatformPrincipal` dependency (never from
+``request.state``). That dependency also checks a ``{model_id}`` path parameter against the
+principal (:func:`trainhub.server.access.check_model`: another tenant's model is 404, a model it
+sees but may not write is 403), so no route with a model id can skip the check; other objects
+(datasets, projects, models named in a body) are checked by :mod:`.service`.
+
 The route classes turn :class:`~trainhub.server.errors.ApiError`, validation errors and
 Starlette HTTP errors raised inside a compat route into those shapes; an unexpected exception is
 logged and answered 500 in the same shape (a bug, never a stack trace).
@@ -28,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trainhub.protocol import ErrorCode
+from trainhub.server import access
 from trainhub.server.auth import Authenticator, Principal, key_from_headers
 from trainhub.server.compat.convert import parse_json_lenient
 from trainhub.server.compat.signing import UrlSigner, load_signer
@@ -114,6 +122,15 @@ def _require(request: Request) -> Principal:
     return principal
 
 
+def _require_with_model(request: Request, principal: Annotated[Principal, Depends(_require)]) -> Principal:
+    model_id = request.path_params.get("model_id")
+    if model_id is not None:
+        store: Store = request.app.state.store
+        write = request.method.upper() not in access.READ_METHODS
+        access.check_model(store, principal, str(model_id), write=write)
+    return principal
+
+
 def _signer(request: Request) -> UrlSigner:
     signer: UrlSigner | None = getattr(request.app.state, "compat_signer", None)
     if signer is None:
@@ -141,6 +158,8 @@ async def read_json(request: Request) -> Any:
         raise ApiError(400, ErrorCode.INVALID_JSON, f"request body is not valid JSON: {exc}") from exc
 
 
-HubPrincipal = Annotated[Principal, Depends(_require)]
-PlatformPrincipal = Annotated[Principal, Depends(_require)]
+#: The caller of a compat route (401 without a valid key, 403 for a read-only key's writes), with
+#: any ``{model_id}`` of the path checked against it (404 / 403, see the module docstring).
+HubPrincipal = Annotated[Principal, Depends(_require_with_model)]
+PlatformPrincipal = Annotated[Principal, Depends(_require_with_model)]
 SignerDep = Annotated[UrlSigner, Depends(_signer)]

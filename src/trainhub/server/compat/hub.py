@@ -15,7 +15,10 @@ hub-sdk management calls: ``GET /v1/models`` (cursor paging: ``limit``, ``last_d
 ``PATCH /v1/models/{id}``, ``GET /v1/models/{id}/metrics``, ``GET|POST /v1/datasets``,
 ``GET /v1/datasets/{id}``, ``POST /v1/datasets/{id}/upload``, ``GET|POST /v1/projects``,
 ``GET /v1/projects/{id}``, ``POST /v1/projects/{id}/upload`` (accepted and discarded).
-Every API call needs a trainhub key (``x-api-key``, or ``Authorization: Bearer``).
+Every API call needs a trainhub key (``x-api-key``, or ``Authorization: Bearer``), and sees
+only its tenant's models, projects and datasets: the ``HubPrincipal`` dependency checks each
+``{model_id}`` against the key (404 for another tenant's model, 403 for a model it may not
+write), and :mod:`.service` checks the rest (see :mod:`trainhub.server.access`).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ async def auth(request: Request) -> JSONResponse:
 
 @router.get("/models")
 def list_models(
-    _: HubPrincipal,
+    principal: HubPrincipal,
     store: StoreDep,
     signer: SignerDep,
     base: BaseUrl,
@@ -77,23 +80,25 @@ def list_models(
     last_doc_id: str | None = None,
 ) -> dict[str, Any]:
     """A page of model documents, newest first (``lastRecordId`` is the next cursor)."""
-    return _ok(svc.hub_list_models(store, signer, base, limit=limit, after_id=last_doc_id))
+    return _ok(svc.hub_list_models(store, principal, signer, base, limit=limit, after_id=last_doc_id))
 
 
 @router.post("/models")
-async def create_model(request: Request, _: HubPrincipal, store: StoreDep, base: BaseUrl) -> dict[str, Any]:
+async def create_model(
+    request: Request, principal: HubPrincipal, store: StoreDep, base: BaseUrl
+) -> dict[str, Any]:
     """Create a model from a HUB create payload; ``{"data": {"id"}}``."""
     payload = await read_json(request)
-    model_id = await run_in_threadpool(svc.hub_create_model, store, payload, base)
+    model_id = await run_in_threadpool(svc.hub_create_model, store, principal, payload, base)
     return _ok({"id": model_id})
 
 
 @router.get("/models/{model_id}")
 def get_model(
-    model_id: str, _: HubPrincipal, store: StoreDep, signer: SignerDep, base: BaseUrl
+    model_id: str, principal: HubPrincipal, store: StoreDep, signer: SignerDep, base: BaseUrl
 ) -> dict[str, Any]:
     """The model document (train args, weights/resume/dataset URLs, status)."""
-    return _ok(svc.hub_get_model(store, signer, base, model_id))
+    return _ok(svc.hub_get_model(store, principal, signer, base, model_id))
 
 
 @router.post("/models/{model_id}")
@@ -163,7 +168,7 @@ async def heartbeat(model_id: str, request: Request, _: HubPrincipal, store: Sto
 
 @router.get("/datasets")
 def list_datasets(
-    _: HubPrincipal,
+    principal: HubPrincipal,
     store: StoreDep,
     signer: SignerDep,
     base: BaseUrl,
@@ -171,29 +176,29 @@ def list_datasets(
     last_doc_id: str | None = None,
 ) -> dict[str, Any]:
     """A page of datasets, newest first."""
-    return _ok(svc.hub_list_datasets(store, signer, base, limit=limit, after_id=last_doc_id))
+    return _ok(svc.hub_list_datasets(store, principal, signer, base, limit=limit, after_id=last_doc_id))
 
 
 @router.post("/datasets")
-async def create_dataset(request: Request, _: HubPrincipal, store: StoreDep) -> dict[str, Any]:
-    """Create an empty dataset (``meta.name``); ``{"data": {"id"}}``."""
+async def create_dataset(request: Request, principal: HubPrincipal, store: StoreDep) -> dict[str, Any]:
+    """Create an empty dataset (``meta.name``) of the caller's user; ``{"data": {"id"}}``."""
     payload = await read_json(request)
-    return _ok({"id": await run_in_threadpool(svc.hub_create_dataset, store, payload)})
+    return _ok({"id": await run_in_threadpool(svc.hub_create_dataset, store, principal, payload)})
 
 
 @router.get("/datasets/{dataset_id}")
 def get_dataset(
-    dataset_id: str, _: HubPrincipal, store: StoreDep, signer: SignerDep, base: BaseUrl
+    dataset_id: str, principal: HubPrincipal, store: StoreDep, signer: SignerDep, base: BaseUrl
 ) -> dict[str, Any]:
     """One dataset; ``url`` is a signed download link of its zip."""
-    return _ok(svc.hub_get_dataset(store, signer, base, dataset_id))
+    return _ok(svc.hub_get_dataset(store, principal, signer, base, dataset_id))
 
 
 @router.post("/datasets/{dataset_id}/upload")
 async def upload_dataset(
     dataset_id: str,
     request: Request,
-    _: HubPrincipal,
+    principal: HubPrincipal,
     store: StoreDep,
     objects: ObjectsDep,
     settings: SettingsDep,
@@ -201,7 +206,7 @@ async def upload_dataset(
     base: BaseUrl,
 ) -> Any:
     """The dataset zip as a multipart file part (streamed, then checked to be a dataset zip)."""
-    await run_in_threadpool(ds_svc.get_row, store, dataset_id)
+    await run_in_threadpool(lambda: ds_svc.get_row(store, principal, dataset_id, write=True))
     try:
         body = await read_multipart(request, objects, max_bytes=settings.max_checkpoint_bytes)
     except ClientDisconnect:
@@ -210,9 +215,9 @@ async def upload_dataset(
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "the upload has no file part")
     part = body.file
     await run_in_threadpool(
-        ds_svc.attach_file, store, objects, dataset_id, part.blob, part.filename or part.name
+        ds_svc.attach_file, store, principal, objects, dataset_id, part.blob, part.filename or part.name
     )
-    return _ok(await run_in_threadpool(svc.hub_get_dataset, store, signer, base, dataset_id))
+    return _ok(await run_in_threadpool(svc.hub_get_dataset, store, principal, signer, base, dataset_id))
 
 
 # --- projects --------------------------------------------------------------------------------
@@ -220,31 +225,31 @@ async def upload_dataset(
 
 @router.get("/projects")
 def list_projects(
-    _: HubPrincipal, store: StoreDep, limit: Limit = 10, last_doc_id: str | None = None
+    principal: HubPrincipal, store: StoreDep, limit: Limit = 10, last_doc_id: str | None = None
 ) -> dict[str, Any]:
-    """A page of projects."""
-    return _ok(svc.hub_list_projects(store, limit=limit, after_id=last_doc_id))
+    """A page of the projects the caller sees."""
+    return _ok(svc.hub_list_projects(store, principal, limit=limit, after_id=last_doc_id))
 
 
 @router.post("/projects")
-async def create_project(request: Request, _: HubPrincipal, store: StoreDep) -> dict[str, Any]:
-    """Create a project (idempotent by ``meta.name``); ``{"data": {"id"}}``."""
+async def create_project(request: Request, principal: HubPrincipal, store: StoreDep) -> dict[str, Any]:
+    """Create a project of the caller's user (idempotent by ``meta.name``); ``{"data": {"id"}}``."""
     payload = await read_json(request)
-    return _ok({"id": await run_in_threadpool(svc.hub_create_project, store, payload)})
+    return _ok({"id": await run_in_threadpool(svc.hub_create_project, store, principal, payload)})
 
 
 @router.get("/projects/{project_id}")
-def get_project(project_id: str, _: HubPrincipal, store: StoreDep) -> dict[str, Any]:
+def get_project(project_id: str, principal: HubPrincipal, store: StoreDep) -> dict[str, Any]:
     """One project (by id or name)."""
-    return _ok(svc.hub_get_project(store, project_id))
+    return _ok(svc.hub_get_project(store, principal, project_id))
 
 
 @router.post("/projects/{project_id}/upload")
 async def upload_project_image(
-    project_id: str, request: Request, _: HubPrincipal, store: StoreDep, settings: SettingsDep
+    project_id: str, request: Request, principal: HubPrincipal, store: StoreDep, settings: SettingsDep
 ) -> dict[str, Any]:
     """A project cover image: accepted and discarded (trainhub shows no project images)."""
-    await run_in_threadpool(svc.hub_get_project, store, project_id)
+    await run_in_threadpool(svc.hub_upload_project_image, store, principal, project_id)
     received = 0
     async for chunk in request.stream():
         received += len(chunk)

@@ -14,6 +14,12 @@ Events: ``training_started`` (creates or continues a model; ``modelId``/``runId`
 checkpoint, status). Replies carry ``cancelled: true`` once a stop was requested in trainhub
 (``POST /api/v1/models/{id}/stop``), which stops the trainer at its next batch. Every reply is a
 JSON object (the SDK treats anything else as a failure); keys go as ``Authorization: Bearer``.
+
+Tenancy: a key only reaches the models of its tenant (:mod:`trainhub.server.access`). An event or
+upload naming another tenant's ``modelId`` (or a project + name it does not see) answers 404
+``model_not_found``; one it sees but may not write, 403; new models go to a project the key may
+write to (its user's default project when none is named). The weights of ``ul://`` URIs are
+listed only for models the key sees.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from trainhub import __version__
 from trainhub.protocol import ErrorCode, ModelStatus
+from trainhub.server import access
+from trainhub.server.auth import Principal
 from trainhub.server.compat import service as svc
 from trainhub.server.compat.http import PlatformPrincipal, PlatformRoute, SignerDep, read_json
 from trainhub.server.errors import ApiError
@@ -52,9 +60,10 @@ _EVENTS = frozenset(
 
 @router.get("/account/summary")
 def account_summary(principal: PlatformPrincipal) -> dict[str, Any]:
-    """Who the key belongs to (``yolo login`` saves the key on any 2xx)."""
+    """Who the key belongs to (``yolo login`` saves the key on any 2xx): its user."""
     return {
-        "username": principal.name or principal.key_id,
+        "username": principal.user_name or principal.name or principal.key_id,
+        "keyName": principal.name,
         "keyId": principal.key_id,
         "isAdmin": principal.is_admin,
         "server": "trainhub",
@@ -71,16 +80,18 @@ def _reply(event: str, model: Mapping[str, Any] | None = None) -> dict[str, Any]
     return reply
 
 
-def _handle_event(store: Store, body: Mapping[str, Any], event: str, base: str) -> dict[str, Any]:
+def _handle_event(
+    store: Store, principal: Principal, body: Mapping[str, Any], event: str, base: str
+) -> dict[str, Any]:
     if event == "training_started":
-        return svc.platform_training_started(store, body, base)
+        return svc.platform_training_started(store, principal, body, base)
     if event == "epoch_end":
-        return _reply(event, svc.platform_epoch_end(store, body))
+        return _reply(event, svc.platform_epoch_end(store, principal, body))
     if event == "checkpoint_saved":
-        return _reply(event, svc.platform_checkpoint_saved(store, body))
+        return _reply(event, svc.platform_checkpoint_saved(store, principal, body))
     if event == "training_complete":
-        return _reply(event, svc.platform_complete(store, body))
-    model = svc.model_for_event(store, body)
+        return _reply(event, svc.platform_complete(store, principal, body))
+    model = svc.model_for_event(store, principal, body)
     if event == "training_failed" and model["status"] not in svc.FINISHED_STATUSES:
         from trainhub.server.schemas import StatusUpdateIn
         from trainhub.server.services import models as model_svc
@@ -91,7 +102,7 @@ def _handle_event(store: Store, body: Mapping[str, Any], event: str, base: str) 
 
 @router.post("/webhooks/training/metrics")
 async def training_event(
-    request: Request, _: PlatformPrincipal, store: StoreDep, base: BaseUrl
+    request: Request, principal: PlatformPrincipal, store: StoreDep, base: BaseUrl
 ) -> dict[str, Any]:
     """One training event (see the module docstring)."""
     body = await read_json(request)
@@ -101,20 +112,24 @@ async def training_event(
     if event not in _EVENTS:
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, f"unknown event {event!r}")
     if event == "console_output":
-        # Cheap on purpose: no write per log chunk. Only the key was checked.
+        # Cheap on purpose: no write per log chunk, only the key and the model's access are
+        # checked (one read; none for an admin user): the text is dropped.
+        model_id = body.get("modelId")
+        if isinstance(model_id, str) and model_id:
+            await run_in_threadpool(lambda: access.check_model(store, principal, model_id, write=True))
         return {"received": True, "event": event}
-    return await run_in_threadpool(_handle_event, store, body, str(event), base)
+    return await run_in_threadpool(_handle_event, store, principal, body, str(event), base)
 
 
 @router.post("/webhooks/models/upload")
 async def upload_url(
-    request: Request, _: PlatformPrincipal, store: StoreDep, signer: SignerDep, base: BaseUrl
+    request: Request, principal: PlatformPrincipal, store: StoreDep, signer: SignerDep, base: BaseUrl
 ) -> dict[str, Any]:
     """Stage a checkpoint upload; the reply's ``uploadUrl`` takes one signed PUT of the file."""
     body = await read_json(request)
     if not isinstance(body, Mapping):
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "expected a JSON object")
-    return await run_in_threadpool(svc.platform_stage_upload, store, signer, base, body)
+    return await run_in_threadpool(svc.platform_stage_upload, store, principal, signer, base, body)
 
 
 @router.get("/models/{owner}/{project}/{model}/files")
@@ -122,10 +137,10 @@ def model_files(
     owner: str,
     project: str,
     model: str,
-    _: PlatformPrincipal,
+    principal: PlatformPrincipal,
     store: StoreDep,
     signer: SignerDep,
     base: BaseUrl,
 ) -> dict[str, Any]:
     """The model's weight files, the trained (final/best) weights first."""
-    return {"files": svc.platform_files(store, signer, base, owner, project, model)}
+    return {"files": svc.platform_files(store, principal, signer, base, owner, project, model)}

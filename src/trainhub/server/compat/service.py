@@ -14,6 +14,14 @@ native API and the web UI show a HUB or Platform run like any other. What is pro
   through staged uploads: ``models/upload`` stages, the signed PUT fills, ``checkpoint_saved``
   promotes (best.pt -> ``best`` slot, last.pt -> ``last``) and ``training_complete`` makes the
   promoted file the ``final`` checkpoint (the model is then done, or cancelled if a stop was asked).
+
+Tenancy (:mod:`trainhub.server.access`): every function takes the caller's principal. Lists show
+only what it sees; a model, project or dataset of another tenant answers 404 like an unknown one
+(the HUB routes' ``{model_id}`` is checked by the route dependency, see :mod:`.http`; models
+named in a Platform body are checked here); one it sees but may not change answers 403. New
+models and projects go through :func:`~trainhub.server.access.writable_project`, new datasets
+belong to the caller's user. Signed URLs (weights, resume checkpoints, dataset zips) are only put
+in documents the caller may see, and a model's dataset URL only if the caller sees the dataset.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from trainhub.protocol import CheckpointKind, ErrorCode, ModelStatus
+from trainhub.server import access
+from trainhub.server.auth import Principal
 from trainhub.server.compat import convert
 from trainhub.server.compat import store as cq
 from trainhub.server.compat.signing import UrlSigner
@@ -41,7 +51,7 @@ from trainhub.server.store import datasets as dq
 from trainhub.server.store import metrics as mq
 from trainhub.server.store import models as q
 from trainhub.server.store.engine import Store
-from trainhub.server.store.tables import utcnow
+from trainhub.server.store.tables import datasets, projects, utcnow
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -61,6 +71,7 @@ __all__ = [
     "hub_model_doc",
     "hub_update_model",
     "hub_upload",
+    "hub_upload_project_image",
     "model_for_event",
     "platform_checkpoint_saved",
     "platform_complete",
@@ -97,6 +108,22 @@ def _require_model(conn: Connection, model_id: str) -> Mapping[str, Any]:
     if row is None:
         raise _not_found(model_id)
     return row
+
+
+def _project_name(principal: Principal, name: str | None) -> str:
+    """A project name as :func:`~trainhub.server.access.writable_project` reads it."""
+    return principal.default_project if name is None or name == "default" else name
+
+
+def _check_write(principal: Principal, model: Mapping[str, Any]) -> None:
+    """403 unless ``principal`` may write to a (visible) model row of :mod:`.store`."""
+    project = {
+        "name": model["project"],
+        "owner_user_id": model["owner_user_id"],
+        "owner_team_id": model["owner_team_id"],
+    }
+    if not access.can_write(principal, project):
+        raise ApiError(403, ErrorCode.FORBIDDEN, f"this key may not write to project {model['project']!r}")
 
 
 def _planned_epochs(model: Mapping[str, Any]) -> int | None:
@@ -169,8 +196,14 @@ def hub_get_metrics(store: Store, model_id: str) -> list[dict[str, Any]]:
 # --- HUB model documents -------------------------------------------------------------------------
 
 
-def hub_model_doc(conn: Connection, model: Mapping[str, Any], signer: UrlSigner, base: str) -> dict[str, Any]:
-    """The HUB model document of a model row (see the module docstring)."""
+def hub_model_doc(
+    conn: Connection, principal: Principal, model: Mapping[str, Any], signer: UrlSigner, base: str
+) -> dict[str, Any]:
+    """The HUB model document of a model row the caller sees (see the module docstring).
+
+    ``data`` becomes a signed URL of the hub dataset it names only if ``principal`` sees that
+    dataset; else it stays the reference as given (no URL of another tenant's dataset).
+    """
     model_id = str(model["id"])
     config: dict[str, Any] = dict(model["config"] or {})
     slots = {r["kind"]: r for r in ckq.list_checkpoints(conn, model_id)}
@@ -188,7 +221,7 @@ def hub_model_doc(conn: Connection, model: Mapping[str, Any], signer: UrlSigner,
         resume = url(last["sha256"], model_id, f"{model_id}-last-e{last['epoch']}-{last['sha256'][:8]}.pt")
 
     data = config.get("data")
-    dataset = _dataset_for(conn, data)
+    dataset = ds_svc.resolve_in(conn, principal, data)
     if dataset is not None:
         data = url(dataset["sha256"], dataset["id"], _served_zip_name(dataset))
     train_args = convert.hub_train_args(config)
@@ -225,36 +258,33 @@ def hub_model_doc(conn: Connection, model: Mapping[str, Any], signer: UrlSigner,
     }
 
 
-def _dataset_for(conn: Connection, data: Any) -> Mapping[str, Any] | None:
-    if not isinstance(data, str):
-        return None
-    ident = data.removeprefix(ds_svc.DATASET_REF_PREFIX)
-    if len(ident) != 20:
-        return None
-    row = dq.get_dataset(conn, ident)
-    return row if row is not None and row["sha256"] else None
-
-
 def _served_zip_name(dataset: Mapping[str, Any]) -> str:
     # The clients cache zips by file name: make it unique per content.
     stem = str(dataset["filename"] or "dataset.zip").removesuffix(".zip")
     return f"{stem}-{str(dataset['sha256'])[:8]}.zip"
 
 
-def hub_get_model(store: Store, signer: UrlSigner, base: str, model_id: str) -> dict[str, Any]:
-    """``GET /v1/models/{id}``: the model document; ApiError 404."""
+def hub_get_model(
+    store: Store, principal: Principal, signer: UrlSigner, base: str, model_id: str
+) -> dict[str, Any]:
+    """``GET /v1/models/{id}``: the model document; ApiError 404 (also for another tenant's)."""
     with store.read() as conn:
-        return hub_model_doc(conn, _require_model(conn, model_id), signer, base)
+        model = cq.get_model(conn, model_id, access.owner_clause(projects, principal))
+        if model is None:
+            raise _not_found(model_id)
+        return hub_model_doc(conn, principal, model, signer, base)
 
 
 def hub_list_models(
-    store: Store, signer: UrlSigner, base: str, *, limit: int, after_id: str | None
+    store: Store, principal: Principal, signer: UrlSigner, base: str, *, limit: int, after_id: str | None
 ) -> dict[str, Any]:
-    """``GET /v1/models?limit=&last_doc_id=``: a page, newest first, with the cursor of the next."""
+    """``GET /v1/models?limit=&last_doc_id=``: a page of the models the caller sees, newest
+    first, with the cursor of the next."""
+    visible = access.owner_clause(projects, principal)
     with store.read() as conn:
-        rows = cq.list_models_page(conn, limit=limit + 1, after_id=after_id)
-        total = cq.count_models(conn)
-        docs = [hub_model_doc(conn, r, signer, base) for r in rows[:limit]]
+        rows = cq.list_models_page(conn, limit=limit + 1, after_id=after_id, visible=visible)
+        total = cq.count_models(conn, visible)
+        docs = [hub_model_doc(conn, principal, r, signer, base) for r in rows[:limit]]
     more = len(rows) > limit
     return {"results": docs, "total": total, "lastRecordId": docs[-1]["id"] if more and docs else None}
 
@@ -296,20 +326,26 @@ def _name_of(payload: Mapping[str, Any], default: str) -> str:
     return name.strip().replace("/", "-").replace("\\", "-")[:200]
 
 
-def hub_create_model(store: Store, payload: Any, base: str) -> str:
+def hub_create_model(store: Store, principal: Principal, payload: Any, base: str) -> str:
     """``POST /v1/models``: create a model from a HUB create payload; returns its id.
 
+    The model goes to the project ``projectId``/``project`` names (by id or name; the caller's
+    default project if none), which the caller must be allowed to write to.
+
     Raises:
-        ApiError: 400 ``validation_error`` (not an object).
+        ApiError: 400 ``validation_error`` (not an object), 404 ``not_found`` (a project the
+            caller does not see), 403 ``forbidden`` (a project it may not write to).
     """
     if not isinstance(payload, Mapping):
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "expected a JSON object")
     config = _hub_config(payload)
-    project = "default"
+    project: str | None = None
     project_ref = payload.get("projectId") or payload.get("project")
     if isinstance(project_ref, str) and project_ref.strip():
         with store.read() as conn:
             found = cq.get_project(conn, project_ref.strip())
+        if found is not None and not access.can_see(principal, found):
+            raise ApiError(404, ErrorCode.NOT_FOUND, f"no project {project_ref.strip()!r}")
         project = str(found["name"]) if found is not None else project_ref.strip()[:200].replace("/", "-")
     epochs = config.get("epochs")
     body = ModelCreateIn(
@@ -319,7 +355,7 @@ def hub_create_model(store: Store, payload: Any, base: str) -> str:
         epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0 else None,
         task=config.get("task") if isinstance(config.get("task"), str) else None,
     )
-    model, _ = model_svc.create_model(store, None, body, base)
+    model, _ = model_svc.create_model(store, principal, None, body, base)
     with store.write() as conn:
         cq.bump_run(conn, store.dialect, model["id"], "hub", None, utcnow())
     return str(model["id"])
@@ -369,7 +405,8 @@ def hub_upload(
 
 
 def hub_dataset_doc(row: Mapping[str, Any], signer: UrlSigner, base: str) -> dict[str, Any]:
-    """The HUB dataset document: ``url`` is a signed ``.../<dataset id>/<zip name>`` link."""
+    """The HUB dataset document: ``url`` is a signed ``.../<dataset id>/<zip name>`` link (build
+    it only for a caller who sees the dataset)."""
     url = None
     if row["sha256"]:
         url = base + signer.download_path(str(row["sha256"]), str(row["id"]), _served_zip_name(row))
@@ -386,30 +423,33 @@ def hub_dataset_doc(row: Mapping[str, Any], signer: UrlSigner, base: str) -> dic
     }
 
 
-def hub_get_dataset(store: Store, signer: UrlSigner, base: str, dataset_id: str) -> dict[str, Any]:
-    """``GET /v1/datasets/{id}``; ApiError 404."""
-    return hub_dataset_doc(ds_svc.get_row(store, dataset_id), signer, base)
+def hub_get_dataset(
+    store: Store, principal: Principal, signer: UrlSigner, base: str, dataset_id: str
+) -> dict[str, Any]:
+    """``GET /v1/datasets/{id}``; ApiError 404 (also for another tenant's)."""
+    return hub_dataset_doc(ds_svc.get_row(store, principal, dataset_id), signer, base)
 
 
-def hub_create_dataset(store: Store, payload: Any) -> str:
-    """``POST /v1/datasets``: create an empty dataset; returns its id."""
+def hub_create_dataset(store: Store, principal: Principal, payload: Any) -> str:
+    """``POST /v1/datasets``: create an empty dataset of the caller's user; returns its id."""
     if not isinstance(payload, Mapping):
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "expected a JSON object")
     task = payload.get("task")
-    return str(
-        ds_svc.create_dataset(store, _name_of(payload, "dataset"), task if isinstance(task, str) else None)[
-            "id"
-        ]
+    created = ds_svc.create_dataset(
+        store, principal, _name_of(payload, "dataset"), task if isinstance(task, str) else None
     )
+    return str(created["id"])
 
 
 def hub_list_datasets(
-    store: Store, signer: UrlSigner, base: str, *, limit: int, after_id: str | None
+    store: Store, principal: Principal, signer: UrlSigner, base: str, *, limit: int, after_id: str | None
 ) -> dict[str, Any]:
-    """``GET /v1/datasets``: a page, newest first, with the cursor of the next."""
+    """``GET /v1/datasets``: a page of the datasets the caller sees, newest first, with the
+    cursor of the next."""
+    visible = access.owner_clause(datasets, principal)
     with store.read() as conn:
-        rows = dq.list_datasets(conn, limit=limit + 1, after_id=after_id)
-        total = dq.count_datasets(conn)
+        rows = dq.list_datasets(conn, limit=limit + 1, after_id=after_id, visible=visible)
+        total = dq.count_datasets(conn, visible)
     docs = [hub_dataset_doc(r, signer, base) for r in rows[:limit]]
     more = len(rows) > limit
     return {"results": docs, "total": total, "lastRecordId": docs[-1]["id"] if more and docs else None}
@@ -425,30 +465,45 @@ def _project_doc(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def hub_get_project(store: Store, ident: str) -> dict[str, Any]:
-    """``GET /v1/projects/{id}`` (id or name); ApiError 404."""
+def _visible_project(store: Store, principal: Principal, ident: str) -> Mapping[str, Any]:
     with store.read() as conn:
         row = cq.get_project(conn, ident)
-    if row is None:
+    if row is None or not access.can_see(principal, row):
         raise ApiError(404, ErrorCode.NOT_FOUND, f"no project {ident!r}")
-    return _project_doc(row)
+    return row
 
 
-def hub_create_project(store: Store, payload: Any) -> str:
-    """``POST /v1/projects``: create (idempotent by name); returns its id."""
+def hub_get_project(store: Store, principal: Principal, ident: str) -> dict[str, Any]:
+    """``GET /v1/projects/{id}`` (id or name); ApiError 404 (also for another tenant's)."""
+    return _project_doc(_visible_project(store, principal, ident))
+
+
+def hub_upload_project_image(store: Store, principal: Principal, ident: str) -> None:
+    """Check ``POST /v1/projects/{id}/upload``: ApiError 404 (not seen), 403 (not writable)."""
+    row = _visible_project(store, principal, ident)
+    if not access.can_write(principal, row):
+        raise ApiError(403, ErrorCode.FORBIDDEN, f"this key may not write to project {row['name']!r}")
+
+
+def hub_create_project(store: Store, principal: Principal, payload: Any) -> str:
+    """``POST /v1/projects``: create a project of the caller's user (idempotent by name);
+    returns its id. ApiError 403 when the name is another tenant's project."""
     if not isinstance(payload, Mapping):
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "expected a JSON object")
     name = _name_of(payload, "")
     if not name:
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "a project needs meta.name")
     with store.write() as conn:
-        return str(q.ensure_project(conn, store.dialect, name, utcnow()))
+        return str(access.writable_project(conn, store.dialect, principal, name))
 
 
-def hub_list_projects(store: Store, *, limit: int, after_id: str | None) -> dict[str, Any]:
-    """``GET /v1/projects``: a page by id, with the cursor of the next."""
+def hub_list_projects(
+    store: Store, principal: Principal, *, limit: int, after_id: str | None
+) -> dict[str, Any]:
+    """``GET /v1/projects``: a page of the projects the caller sees by id, with the cursor of the next."""
+    visible = access.owner_clause(projects, principal)
     with store.read() as conn:
-        rows, total = cq.list_projects_page(conn, limit=limit + 1, after_id=after_id)
+        rows, total = cq.list_projects_page(conn, limit=limit + 1, after_id=after_id, visible=visible)
     docs = [_project_doc(r) for r in rows[:limit]]
     more = len(rows) > limit
     return {"results": docs, "total": total, "lastRecordId": docs[-1]["id"] if more and docs else None}
@@ -457,24 +512,31 @@ def hub_list_projects(store: Store, *, limit: int, after_id: str | None) -> dict
 # --- Platform --------------------------------------------------------------------------------
 
 
-def model_for_event(store: Store, body: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The model a Platform event is about: ``modelId``, else the newest ``project`` + ``name``.
+def model_for_event(store: Store, principal: Principal, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The model a Platform event is about: ``modelId``, else the newest ``project`` + ``name``;
+    the caller must be allowed to write to it (events and uploads change the model).
 
     Raises:
-        ApiError: 404 ``model_not_found``.
+        ApiError: 404 ``model_not_found`` (also for another tenant's), 403 ``forbidden``.
     """
     model_id = body.get("modelId")
+    visible = access.owner_clause(projects, principal)
+    row: Mapping[str, Any] | None = None
     with store.read() as conn:
         if isinstance(model_id, str) and model_id:
-            return _require_model(conn, model_id)
-        project = body.get("project")
-        if isinstance(project, str) and project:
-            _, proj = convert.split_platform_project(project)
-            name = body.get("name") if isinstance(body.get("name"), str) else "train"
-            row = cq.find_model_by_name(conn, proj, str(name or "train"))
-            if row is not None:
-                return row
-    raise _not_found(str(model_id or ""))
+            row = cq.get_model(conn, model_id, visible)
+        else:
+            project = body.get("project")
+            if isinstance(project, str) and project:
+                _, proj = convert.split_platform_project(project)
+                name = body.get("name") if isinstance(body.get("name"), str) else "train"
+                row = cq.find_model_by_name(
+                    conn, _project_name(principal, proj), str(name or "train"), visible=visible
+                )
+    if row is None:
+        raise _not_found(str(model_id or ""))
+    _check_write(principal, row)
+    return row
 
 
 def _started_reply(model: Mapping[str, Any], run_id: int, base: str) -> dict[str, Any]:
@@ -492,9 +554,13 @@ def _started_reply(model: Mapping[str, Any], run_id: int, base: str) -> dict[str
     return reply
 
 
-def platform_training_started(store: Store, body: Mapping[str, Any], base: str) -> dict[str, Any]:
+def platform_training_started(
+    store: Store, principal: Principal, body: Mapping[str, Any], base: str
+) -> dict[str, Any]:
     """``training_started``: continue the model named by ``modelId`` (a resume), else take the
     ``new`` model of ``project`` + ``name`` (made in trainhub ahead of the run), else create one.
+    The caller must be allowed to write to the model or project (404 for another tenant's model,
+    403 for a project it may not write to).
 
     A resume of a finished or stopped model answers 404 / ``cancelled`` so that the client
     registers a fresh run (what it does on those replies), never reopening the finished one.
@@ -517,6 +583,8 @@ def platform_training_started(store: Store, body: Mapping[str, Any], base: str) 
     name = name or "train"
     model_id = body.get("modelId")
     now = utcnow()
+    if isinstance(model_id, str) and model_id:
+        access.check_model(store, principal, model_id, write=True)
     with store.write() as conn:
         if isinstance(model_id, str) and model_id:
             model = _require_model(conn, model_id)
@@ -526,6 +594,9 @@ def platform_training_started(store: Store, body: Mapping[str, Any], base: str) 
                 run = cq.get_run(conn, model_id)
                 return _started_reply(model, int(run["run_count"]) if run else 0, base)
         else:
+            # Checks (or creates) the project first: never a model in another tenant's project.
+            project_id = access.writable_project(conn, store.dialect, principal, project)
+            project = _project_name(principal, project)
             found = cq.find_model_by_name(conn, project, name, statuses=(ModelStatus.NEW.value,))
             if found is None:
                 created = ModelCreateIn(
@@ -536,7 +607,6 @@ def platform_training_started(store: Store, body: Mapping[str, Any], base: str) 
                     task=str(config["task"]) if isinstance(config.get("task"), str) else None,
                 )
                 new_id = secrets.token_hex(10)
-                project_id = q.ensure_project(conn, store.dialect, created.project, now)
                 q.insert_model(
                     conn,
                     store.dialect,
@@ -568,9 +638,9 @@ def platform_training_started(store: Store, body: Mapping[str, Any], base: str) 
         return _started_reply(_require_model(conn, model["id"]), run_id, base)
 
 
-def platform_epoch_end(store: Store, body: Mapping[str, Any]) -> Mapping[str, Any]:
+def platform_epoch_end(store: Store, principal: Principal, body: Mapping[str, Any]) -> Mapping[str, Any]:
     """``epoch_end``: one epoch's metrics (plus ``modelInfo`` at epoch 0); returns the model row."""
-    model = model_for_event(store, body)
+    model = model_for_event(store, principal, body)
     data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
     assert isinstance(data, Mapping)
     epoch = data.get("epoch")
@@ -592,10 +662,11 @@ def platform_epoch_end(store: Store, body: Mapping[str, Any]) -> Mapping[str, An
 
 
 def platform_stage_upload(
-    store: Store, signer: UrlSigner, base: str, body: Mapping[str, Any]
+    store: Store, principal: Principal, signer: UrlSigner, base: str, body: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``POST /api/webhooks/models/upload``: stage an upload and return its signed PUT URL."""
-    model = model_for_event(store, body)
+    """``POST /api/webhooks/models/upload``: stage an upload and return its signed PUT URL (only
+    for a model the caller may write to)."""
+    model = model_for_event(store, principal, body)
     filename = body.get("filename")
     if not isinstance(filename, str) or not signer.safe_part(filename) or not filename.endswith(".pt"):
         raise ApiError(400, ErrorCode.VALIDATION_ERROR, "filename must be a plain *.pt file name")
@@ -643,9 +714,11 @@ def _upload_from_path(conn: Connection, data: Mapping[str, Any], model_id: str) 
     return None
 
 
-def platform_checkpoint_saved(store: Store, body: Mapping[str, Any]) -> Mapping[str, Any]:
+def platform_checkpoint_saved(
+    store: Store, principal: Principal, body: Mapping[str, Any]
+) -> Mapping[str, Any]:
     """``checkpoint_saved``: promote the staged upload (best.pt -> ``best``, else ``last``)."""
-    model = model_for_event(store, body)
+    model = model_for_event(store, principal, body)
     data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
     assert isinstance(data, Mapping)
     with store.read() as conn:
@@ -664,10 +737,10 @@ def platform_checkpoint_saved(store: Store, body: Mapping[str, Any]) -> Mapping[
         return _require_model(conn, str(model["id"]))
 
 
-def platform_complete(store: Store, body: Mapping[str, Any]) -> Mapping[str, Any]:
+def platform_complete(store: Store, principal: Principal, body: Mapping[str, Any]) -> Mapping[str, Any]:
     """``training_complete``: final metrics, the final checkpoint, and the end status
     (``cancelled`` when a stop was asked, else ``done``)."""
-    model = model_for_event(store, body)
+    model = model_for_event(store, principal, body)
     model_id = str(model["id"])
     data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
     assert isinstance(data, Mapping)
@@ -691,15 +764,19 @@ def platform_complete(store: Store, body: Mapping[str, Any]) -> Mapping[str, Any
 
 
 def platform_files(
-    store: Store, signer: UrlSigner, base: str, owner: str, project: str, name: str
+    store: Store, principal: Principal, signer: UrlSigner, base: str, owner: str, project: str, name: str
 ) -> list[dict[str, Any]]:
     """``GET /api/models/{owner}/{project}/{model}/files``: the trained weights first.
 
     The model is found by project and name (newest first; the owner is not part of trainhub's
-    single-tenant naming), or by its id in place of the name.
+    naming: project names are unique on the hub), or by its id in place of the name; only among
+    the models the caller sees (404 otherwise).
     """
+    visible = access.owner_clause(projects, principal)
     with store.read() as conn:
-        model = q.get_model(conn, name) or cq.find_model_by_name(conn, project, name)
+        model = cq.get_model(conn, name, visible) or cq.find_model_by_name(
+            conn, _project_name(principal, project), name, visible=visible
+        )
         if model is None:
             raise _not_found(name)
         slots = {r["kind"]: r for r in ckq.list_checkpoints(conn, str(model["id"]))}

@@ -1,4 +1,8 @@
-"""Routes of datasets (native API): create, list, get, upload the zip (streamed), download."""
+"""Routes of datasets (native API): create, list, get, upload the zip (streamed), download.
+
+A caller sees the datasets of its user and of the user's teams (all of them for an admin user);
+another tenant's dataset answers 404 like an unknown one (``services/datasets.py``, ``access.py``).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from trainhub.protocol import HEADER_SHA256, MAX_NAME_LENGTH, ErrorCode
 from trainhub.server.downloads import blob_response
 from trainhub.server.errors import ApiError
-from trainhub.server.routes.deps import ObjectsDep, SettingsDep, StoreDep
+from trainhub.server.routes.deps import ObjectsDep, PrincipalDep, SettingsDep, StoreDep
 from trainhub.server.services import checkpoints as blob_svc
 from trainhub.server.services import datasets as svc
 
@@ -38,23 +42,26 @@ class DatasetCreateIn(BaseModel):
 
 @router.get("/datasets")
 def list_datasets(
-    store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100, after: str | None = None
+    store: StoreDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Datasets, newest first (``after=<id>`` continues a listing)."""
-    rows, _ = svc.list_datasets(store, limit=limit, after_id=after)
+    """The datasets the caller sees, newest first (``after=<id>`` continues a listing)."""
+    rows, _ = svc.list_datasets(store, principal, limit=limit, after_id=after)
     return rows
 
 
 @router.post("/datasets", status_code=201)
-def create_dataset(body: DatasetCreateIn, store: StoreDep) -> dict[str, Any]:
-    """Create an empty dataset; upload its zip with ``PUT /datasets/{id}/file``."""
-    return svc.create_dataset(store, body.name, body.task)
+def create_dataset(body: DatasetCreateIn, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Create an empty dataset owned by the caller; upload its zip with ``PUT /datasets/{id}/file``."""
+    return svc.create_dataset(store, principal, body.name, body.task)
 
 
 @router.get("/datasets/{dataset_id}")
-def get_dataset(dataset_id: str, store: StoreDep) -> dict[str, Any]:
+def get_dataset(dataset_id: str, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """One dataset."""
-    return svc.get_dataset(store, dataset_id)
+    return svc.get_dataset(store, principal, dataset_id)
 
 
 @router.put(
@@ -65,6 +72,7 @@ async def upload_dataset_file(
     request: Request,
     dataset_id: str,
     store: StoreDep,
+    principal: PrincipalDep,
     objects: ObjectsDep,
     settings: SettingsDep,
     filename: Annotated[str, Query(min_length=1, max_length=255)] = "dataset.zip",
@@ -83,7 +91,7 @@ async def upload_dataset_file(
     sha = request.headers.get(HEADER_SHA256)
     if sha is not None and not _SHA_RE.match(sha.strip().lower()):
         raise ApiError(422, ErrorCode.VALIDATION_ERROR, f"{HEADER_SHA256}: must be 64 hex characters")
-    await run_in_threadpool(svc.get_row, store, dataset_id)
+    await run_in_threadpool(lambda: svc.get_row(store, principal, dataset_id, write=True))
     try:
         blob = await blob_svc.receive_blob(
             objects,
@@ -95,15 +103,15 @@ async def upload_dataset_file(
     except ClientDisconnect:
         log.info("client went away during the upload of dataset %s; nothing kept", dataset_id)
         return Response(status_code=400)
-    return await run_in_threadpool(svc.attach_file, store, objects, dataset_id, blob, filename)
+    return await run_in_threadpool(svc.attach_file, store, principal, objects, dataset_id, blob, filename)
 
 
 @router.get("/datasets/{dataset_id}/download", response_class=FileResponse)
 def download_dataset(
-    dataset_id: str, store: StoreDep, objects: ObjectsDep, settings: SettingsDep
+    dataset_id: str, store: StoreDep, principal: PrincipalDep, objects: ObjectsDep, settings: SettingsDep
 ) -> Response:
     """The dataset zip (streamed, or a 307 to a presigned storage URL)."""
-    row = svc.get_row(store, dataset_id)
+    row = svc.get_row(store, principal, dataset_id)
     response = None
     if row["sha256"]:
         response = blob_response(

@@ -6,6 +6,11 @@ to be a zip holding a ``*.yaml``). A model references a dataset by putting the d
 ``trainhub://datasets/<id>``) in its ``data`` train arg; the Ultralytics compatibility layer turns
 that into a signed download URL (see :mod:`trainhub.server.compat`).
 
+Datasets belong to a user (or a team), like projects: every function takes the caller's
+:class:`~trainhub.server.auth.Principal` and applies :mod:`trainhub.server.access` (a dataset the
+caller cannot see answers 404, as if it did not exist; one it may not change, 403). A new dataset
+belongs to the caller's user.
+
 Why the zip is checked after the blob commit: the blob store only exposes a file once committed.
 A rejected zip leaves an unreferenced blob, like any upload whose row commit fails.
 """
@@ -19,13 +24,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from trainhub.protocol import API_PREFIX, MAX_NAME_LENGTH, NAME_RE, ErrorCode
+from trainhub.server import access
+from trainhub.server.auth import Principal
 from trainhub.server.errors import ApiError
 from trainhub.server.objects import BlobInfo, ObjectStore
 from trainhub.server.services import iso
 from trainhub.server.store import datasets as q
 from trainhub.server.store.engine import Store
-from trainhub.server.store.tables import utcnow
+from trainhub.server.store.tables import datasets, utcnow
 
 __all__ = [
     "DATASET_REF_PREFIX",
@@ -36,6 +45,8 @@ __all__ = [
     "get_dataset",
     "get_row",
     "list_datasets",
+    "reference_in",
+    "resolve_in",
     "resolve_reference",
     "safe_filename",
 ]
@@ -76,12 +87,15 @@ def _require(row: Mapping[str, Any] | None, dataset_id: str) -> Mapping[str, Any
     return row
 
 
-def create_dataset(store: Store, name: str, task: str | None = None) -> dict[str, Any]:
-    """Create an empty dataset (its zip comes with :func:`attach_file`).
+def create_dataset(store: Store, principal: Principal, name: str, task: str | None = None) -> dict[str, Any]:
+    """Create an empty dataset owned by the caller's user (its zip comes with :func:`attach_file`).
 
     Raises:
-        ApiError: 422 ``validation_error`` for a bad name.
+        ApiError: 403 ``forbidden`` (a read-only key, or a key limited to projects),
+            422 ``validation_error`` for a bad name.
     """
+    if principal.read_only or principal.projects is not None:
+        raise ApiError(403, ErrorCode.FORBIDDEN, "this key may not create datasets")
     if not NAME_RE.match(name):
         raise ApiError(
             422,
@@ -96,6 +110,7 @@ def create_dataset(store: Store, name: str, task: str | None = None) -> dict[str
         "task": task,
         "created_at": now,
         "updated_at": now,
+        "owner_user_id": principal.user_id,
     }
     with store.write() as conn:
         q.insert_dataset(conn, row)
@@ -103,24 +118,35 @@ def create_dataset(store: Store, name: str, task: str | None = None) -> dict[str
     return dataset_out(_require(saved, dataset_id))
 
 
-def get_row(store: Store, dataset_id: str) -> Mapping[str, Any]:
-    """One dataset row; ApiError 404 ``not_found``."""
+def _checked(conn: Connection, principal: Principal, dataset_id: str, *, write: bool) -> Mapping[str, Any]:
+    row = _require(q.get_dataset(conn, dataset_id), dataset_id)
+    access.check_dataset(principal, row, write=write)
+    return row
+
+
+def get_row(store: Store, principal: Principal, dataset_id: str, *, write: bool = False) -> Mapping[str, Any]:
+    """One dataset row the caller sees (and, with ``write``, may change).
+
+    Raises:
+        ApiError: 404 ``not_found`` (unknown, or not the caller's), 403 ``forbidden``.
+    """
     with store.read() as conn:
-        return _require(q.get_dataset(conn, dataset_id), dataset_id)
+        return _checked(conn, principal, dataset_id, write=write)
 
 
-def get_dataset(store: Store, dataset_id: str) -> dict[str, Any]:
-    """One dataset; ApiError 404 ``not_found``."""
-    return dataset_out(get_row(store, dataset_id))
+def get_dataset(store: Store, principal: Principal, dataset_id: str) -> dict[str, Any]:
+    """One dataset the caller sees; ApiError 404 ``not_found``."""
+    return dataset_out(get_row(store, principal, dataset_id))
 
 
 def list_datasets(
-    store: Store, *, limit: int = 100, after_id: str | None = None
+    store: Store, principal: Principal, *, limit: int = 100, after_id: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """Datasets newest first (cursor ``after_id``) and the total count."""
+    """The datasets the caller sees, newest first (cursor ``after_id``), and their count."""
+    visible = access.owner_clause(datasets, principal)
     with store.read() as conn:
-        rows = q.list_datasets(conn, limit=limit, after_id=after_id)
-        total = q.count_datasets(conn)
+        rows = q.list_datasets(conn, limit=limit, after_id=after_id, visible=visible)
+        total = q.count_datasets(conn, visible)
     return [dataset_out(r) for r in rows], total
 
 
@@ -179,12 +205,18 @@ def check_zip(path: Path) -> None:
 
 
 def attach_file(
-    store: Store, objects: ObjectStore, dataset_id: str, blob: BlobInfo, filename: str
+    store: Store,
+    principal: Principal,
+    objects: ObjectStore,
+    dataset_id: str,
+    blob: BlobInfo,
+    filename: str,
 ) -> dict[str, Any]:
-    """Point a dataset at an uploaded zip blob (after checking it); returns the dataset.
+    """Point a dataset the caller may change at an uploaded zip blob (after checking it);
+    returns the dataset.
 
     Raises:
-        ApiError: 404 ``not_found``, 422 ``validation_error`` (not a dataset zip).
+        ApiError: 404 ``not_found``, 403 ``forbidden``, 422 ``validation_error`` (not a dataset zip).
     """
     try:
         with objects.local_copy(blob.sha256) as path:
@@ -192,7 +224,7 @@ def attach_file(
     except FileNotFoundError as exc:
         raise ApiError(404, ErrorCode.NOT_FOUND, "the uploaded file is missing on the server") from exc
     with store.write() as conn:
-        _require(q.get_dataset(conn, dataset_id), dataset_id)
+        _checked(conn, principal, dataset_id, write=True)
         q.update_dataset(
             conn,
             dataset_id,
@@ -205,13 +237,30 @@ def attach_file(
     return dataset_out(_require(saved, dataset_id))
 
 
-def resolve_reference(store: Store, data: object) -> Mapping[str, Any] | None:
-    """The dataset row a model's ``data`` train arg names, if it names a ready hub dataset."""
+def reference_in(data: object) -> str | None:
+    """The dataset id a model's ``data`` train arg names (``trainhub://datasets/<id>`` or the bare
+    id), else None."""
     if not isinstance(data, str):
         return None
     ident = data[len(DATASET_REF_PREFIX) :] if data.startswith(DATASET_REF_PREFIX) else data
-    if not _ID_RE.match(ident):
+    return ident if _ID_RE.match(ident) else None
+
+
+def resolve_in(conn: Connection, principal: Principal, data: object) -> Mapping[str, Any] | None:
+    """:func:`resolve_reference` on an open connection."""
+    ident = reference_in(data)
+    if ident is None:
+        return None
+    row = q.get_dataset(conn, ident)
+    if row is None or not row["sha256"] or not access.can_see(principal, row):
+        return None
+    return row
+
+
+def resolve_reference(store: Store, principal: Principal, data: object) -> Mapping[str, Any] | None:
+    """The dataset row a model's ``data`` train arg names, if it names a ready hub dataset that
+    the caller sees (a dataset of another tenant resolves to None: its URL is never handed out)."""
+    if reference_in(data) is None:
         return None
     with store.read() as conn:
-        row = q.get_dataset(conn, ident)
-    return row if row is not None and row["sha256"] else None
+        return resolve_in(conn, principal, data)

@@ -44,25 +44,37 @@ def find_by_name(conn: Connection, name: str) -> Mapping[str, Any] | None:
     return as_dict(row) if row else None
 
 
-def list_datasets(conn: Connection, *, limit: int, after_id: str | None = None) -> list[Mapping[str, Any]]:
-    """Datasets newest first; ``after_id`` continues after that row (cursor paging)."""
+def list_datasets(
+    conn: Connection,
+    *,
+    limit: int,
+    after_id: str | None = None,
+    visible: sa.ColumnElement[bool] | None = None,
+) -> list[Mapping[str, Any]]:
+    """Datasets newest first, only those matching ``visible`` (if given); ``after_id`` continues
+    after that row (cursor paging; a cursor that is not a visible row starts from the top)."""
     query = sa.select(datasets)
+    if visible is not None:
+        query = query.where(visible)
     if after_id is not None:
-        anchor = get_dataset(conn, after_id)
+        anchor = conn.execute(query.where(datasets.c.id == after_id)).first()
         if anchor is not None:
             query = query.where(
                 sa.or_(
-                    datasets.c.created_at < anchor["created_at"],
-                    sa.and_(datasets.c.created_at == anchor["created_at"], datasets.c.id < anchor["id"]),
+                    datasets.c.created_at < anchor.created_at,
+                    sa.and_(datasets.c.created_at == anchor.created_at, datasets.c.id < anchor.id),
                 )
             )
     query = query.order_by(datasets.c.created_at.desc(), datasets.c.id.desc()).limit(limit)
     return [as_dict(r) for r in conn.execute(query)]
 
 
-def count_datasets(conn: Connection) -> int:
-    """Number of datasets."""
-    return int(conn.execute(sa.select(sa.func.count()).select_from(datasets)).scalar_one())
+def count_datasets(conn: Connection, visible: sa.ColumnElement[bool] | None = None) -> int:
+    """Number of datasets (those matching ``visible``, if given)."""
+    query = sa.select(sa.func.count()).select_from(datasets)
+    if visible is not None:
+        query = query.where(visible)
+    return int(conn.execute(query).scalar_one())
 
 
 def update_dataset(conn: Connection, dataset_id: str, **values: Any) -> None:
