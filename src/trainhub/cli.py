@@ -3,7 +3,11 @@
 Commands:
     trainhub serve [--host] [--port] [--workers] [--data-dir] [--database-url] [--storage-url]
                    [--public-url] [--s3-*] [--redirect-downloads]
-    trainhub keys create [--name] [--admin | --read-only] | keys list | keys revoke KEY_ID
+    trainhub keys create [--name] [--admin | --read-only] [--user NAME] [--project NAME]...
+        | keys list [--user NAME] | keys revoke KEY_ID
+    trainhub users create NAME [--admin] [--password-stdin | --password-prompt] | users list
+        | users disable NAME | users enable NAME | users passwd NAME [--password-stdin | --password-prompt]
+    trainhub teams create NAME | teams list | teams add TEAM USER | teams remove TEAM USER
     trainhub db upgrade [--data-dir] [--database-url]
     trainhub migrate-data --from DB_URL --to DB_URL [--from-storage URL --to-storage URL] [--s3-*]
     trainhub datasets push PATH [--name] [--url] [--api-key] | datasets list [--url] [--api-key]
@@ -102,12 +106,67 @@ def build_parser() -> argparse.ArgumentParser:
     scope = kc.add_mutually_exclusive_group()
     scope.add_argument("--admin", action="store_true", help="the key may manage other keys")
     scope.add_argument("--read-only", action="store_true", help="the key may only read (GET/HEAD)")
+    kc.add_argument(
+        "--user",
+        default=None,
+        metavar="NAME",
+        help="the user the key acts for (default: the first admin user)",
+    )
+    kc.add_argument(
+        "--project",
+        dest="projects",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="the key may write only to this project (repeat for more; default: all its user may)",
+    )
     _add_store_args(kc)
     kl = keys_sub.add_parser("list", help="list keys (never their secret)")
+    kl.add_argument("--user", default=None, metavar="NAME", help="only the keys of this user")
     _add_store_args(kl)
     kr = keys_sub.add_parser("revoke", help="revoke a key by its id")
     kr.add_argument("key_id")
     _add_store_args(kr)
+
+    us = sub.add_parser("users", help="manage users (works on the database directly)")
+    us_sub = us.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    uc = us_sub.add_parser("create", help="create a user (with a password, or for API keys only)")
+    uc.add_argument("name", help="user name: a-z 0-9 _ . - (1-64 characters)")
+    uc.add_argument(
+        "--admin", action="store_true", help="an admin user: sees every project, may hold admin keys"
+    )
+    up = us_sub.add_parser("passwd", help="set a user's password (ends their password web sessions)")
+    up.add_argument("name", help="user name or id")
+    for p, optional in ((uc, "; without either: no password, API keys only"), (up, "")):
+        how = p.add_mutually_exclusive_group()
+        how.add_argument(
+            "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+        )
+        how.add_argument(
+            "--password-prompt",
+            action="store_true",
+            help=f"type the password (twice) at a prompt{optional or ' (the default on a terminal)'}",
+        )
+    ul = us_sub.add_parser("list", help="list users with their teams")
+    ud = us_sub.add_parser("disable", help="disable a user: their keys and web sessions stop working")
+    ud.add_argument("name", help="user name or id")
+    ue = us_sub.add_parser("enable", help="enable a disabled user again")
+    ue.add_argument("name", help="user name or id")
+    for p in (uc, up, ul, ud, ue):
+        _add_store_args(p)
+
+    ts = sub.add_parser("teams", help="manage teams (works on the database directly)")
+    ts_sub = ts.add_subparsers(dest="teams_command", metavar="ACTION", required=True)
+    tc = ts_sub.add_parser("create", help="create a team")
+    tc.add_argument("name", help="team name: a-z 0-9 _ . - (1-64 characters)")
+    tl = ts_sub.add_parser("list", help="list teams with their members")
+    ta = ts_sub.add_parser("add", help="put a user in a team")
+    tr = ts_sub.add_parser("remove", help="take a user out of a team")
+    for p in (ta, tr):
+        p.add_argument("team", help="team name or id")
+        p.add_argument("user", help="user name or id")
+    for p in (tc, tl, ta, tr):
+        _add_store_args(p)
 
     au = sub.add_parser("audit", help="print the newest audit log entries (works on the database directly)")
     au.add_argument("--limit", type=int, default=50, help="how many entries (default 50)")
@@ -273,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_server_commands().serve(args))
     if args.command == "keys":
         return int(_server_commands().keys(args))
+    if args.command == "users":
+        return int(_server_commands().users(args))
+    if args.command == "teams":
+        return int(_server_commands().teams(args))
     if args.command == "audit":
         return int(_server_commands().audit_log(args))
     if args.command == "db":

@@ -5,7 +5,8 @@
   and fail in CI (``CI`` set), where ``scripts/test.sh`` installs it.
 * ``shots``: the directory screenshots go to (``TRAINHUB_UI_ARTIFACTS``, else a pytest tmp dir);
   its path is printed, so a CI job can keep it as an artifact.
-* ``open_page(server, width=1280, height=900, dark=False)``: a logged-in page in a fresh context.
+* ``open_page(server, width=1280, height=900, dark=False, user=None)``: a logged-in page in a fresh
+  context: with the server's admin key, or with ``user=(name, password)`` through the password form.
 """
 
 from __future__ import annotations
@@ -65,10 +66,17 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """``open_page(server, width=1280, height=900, dark=False)``: a logged-in page; closed at teardown."""
+    """``open_page(server, width=1280, height=900, dark=False, user=None)``: a logged-in page
+    (closed at teardown)."""
     contexts: list[Any] = []
 
-    def make(server: HubServer, width: int = 1280, height: int = 900, dark: bool = False) -> Any:
+    def make(
+        server: HubServer,
+        width: int = 1280,
+        height: int = 900,
+        dark: bool = False,
+        user: tuple[str, str] | None = None,
+    ) -> Any:
         context = browser.new_context(
             viewport={"width": width, "height": height},
             color_scheme="dark" if dark else "light",
@@ -78,9 +86,15 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
         contexts.append(context)
         page = context.new_page()
         page.goto(f"{server.url}/login")
-        page.fill("#api_key", server.api_key or "")
+        if user is None:
+            page.fill("#api_key", server.api_key or "")
+            submit = "#key-submit"
+        else:
+            page.fill("#username", user[0])
+            page.fill("#password", user[1])
+            submit = "#password-submit"
         with page.expect_navigation():
-            page.click("button[type=submit]")
+            page.click(submit)
         return page
 
     yield make

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from trainhub.server.auth import Principal
 from trainhub.server.schemas import ModelCreateIn
 from trainhub.server.services import charts
 from trainhub.server.services import models as model_svc
@@ -19,7 +20,8 @@ from trainhub.server.store.metrics import upsert_points
 def store(tmp_path: Path) -> Store:
     s = Store(sqlite_engine(f"sqlite:///{tmp_path / 'hub.db'}"))
     s.migrate()
-    model_svc.create_model(s, "m1", ModelCreateIn(name="run"), "")
+    admin = Principal(key_id="k1", name="test", is_admin=True, user_admin=True)
+    model_svc.create_model(s, admin, "m1", ModelCreateIn(name="run"), "")
     return s
 
 

@@ -6,11 +6,13 @@ page at desktop and phone widths, light and dark, go to the ``shots`` directory.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from web_helpers import API, TrainingLoop, api, make_model, sha256_file, yolo_like
 
@@ -175,5 +177,51 @@ def test_without_a_session_every_page_sends_the_browser_to_login(hub_server: Hub
             page.goto(hub_server.url + path)
             assert page.url.startswith(f"{hub_server.url}/login"), path
             assert page.locator("#api_key").count() == 1
+            assert page.locator("#username").count() == 1 and page.locator("#password").count() == 1
     finally:
         context.close()
+
+
+def test_a_user_logs_in_with_a_password_and_sees_only_their_own_models(
+    hub_server: HubServer, browser: Any, open_page: Callable[..., Any], shots: Path
+) -> None:
+    with api(hub_server) as admin:
+        keys = {}
+        for user in ("alice", "bob"):
+            r = admin.post(f"{API}/users", json={"name": user, "password": f"{user}-password-1"})
+            assert r.status_code == 201, r.text
+            keys[user] = admin.post(f"{API}/keys", json={"name": user, "user": user}).json()["key"]
+    with httpx.Client(base_url=hub_server.url, headers=hub_server.headers(keys["alice"])) as alice:
+        mine = make_model(alice, "alice-run", {"imgsz": 640}, [yolo_like(i) for i in range(3)])
+    with httpx.Client(base_url=hub_server.url, headers=hub_server.headers(keys["bob"])) as bob:
+        theirs = secrets.token_hex(10)
+        assert bob.put(f"{API}/models/{theirs}", json={"name": "bob-run"}).status_code == 201
+
+    # A wrong password: the form again, with the error, and no session.
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{hub_server.url}/login")
+        page.fill("#username", "alice")
+        page.fill("#password", "not-the-password")
+        with page.expect_navigation():
+            page.click("#password-submit")
+        assert "Wrong user name or password" in page.locator("#login-error").inner_text()
+        assert page.locator("#username").input_value() == "alice"
+        assert not any(c["name"] == "trainhub_session" for c in context.cookies())
+        shoot(page, shots, "login-failed-desktop-light")
+    finally:
+        context.close()
+
+    page = open_page(hub_server, user=("alice", "alice-password-1"))
+    assert page.url == f"{hub_server.url}/"
+    assert page.locator("#who").inner_text().startswith("alice")
+    assert page.locator("li.run").count() == 1
+    assert page.locator(f"li.run[data-model-id='{mine}']").count() == 1
+    page.click(f"li.run[data-model-id='{mine}'] a.run-name")
+    page.wait_for_selector("#stop-button")
+    wait_js(page, f"{CHART_LAST_STEP} === '2'")
+    response = page.goto(f"{hub_server.url}/models/{theirs}")
+    assert response is not None and response.status == 404
+    assert page.locator("h1").inner_text() == "Not found"
+    assert "bob-run" not in page.content()

@@ -1,4 +1,9 @@
-"""``trainhub serve``, ``keys``, ``db`` and ``migrate-data``: called by :mod:`trainhub.cli`.
+"""``trainhub serve``, ``keys``, ``users``, ``teams``, ``audit``, ``db`` and ``migrate-data``:
+called by :mod:`trainhub.cli`.
+
+``keys``, ``users``, ``teams`` and ``audit`` work on the database directly (migrating it first),
+acting as :data:`trainhub.server.services.audit.CLI_ACTOR` in the audit log; their errors
+(unknown user or team, bad name, short password) are one ``trainhub: error:`` line and exit code 2.
 
 ``serve`` binds the listening socket itself so ``--port 0`` works and the real port can be
 printed (``trainhub listening on http://HOST:PORT``) once the app is ready. The socket is made
@@ -41,8 +46,11 @@ __all__ = [
     "keys",
     "migrate_data",
     "plain_http_warning",
+    "read_password",
     "redact_path",
     "serve",
+    "teams",
+    "users",
 ]
 
 log = logging.getLogger("trainhub.server")
@@ -159,8 +167,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"trainhub listening on {listen_url}", flush=True)
         print(f"trainhub data dir: {settings.data_dir}", flush=True)
         print(
-            f"trainhub: open {settings.public_url} and log in with an API key "
-            "(new keys: trainhub keys create)",
+            f"trainhub: open {settings.public_url} and log in with a user's password or an API key "
+            "(trainhub users create, trainhub keys create)",
             flush=True,
         )
 
@@ -457,46 +465,216 @@ def audit_log(args: argparse.Namespace) -> int:
         store.close()
 
 
-def keys(args: argparse.Namespace) -> int:
-    """``trainhub keys create|list|revoke`` on the database directly; returns the exit code."""
+def _open_db(args: argparse.Namespace) -> Any:
+    """The migrated store of ``--data-dir``/``--database-url`` (or TRAINHUB_*), or an exit code."""
     from trainhub.server.backends import open_store
-    from trainhub.server.errors import ApiError
-    from trainhub.server.services import audit
-    from trainhub.server.services import keys as svc
 
+    logging.basicConfig(level="WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = _settings(args, ("data_dir", "database_url"))
         store = open_store(settings.database_url)
-        store.migrate()
     except ValidationError as exc:
         return _fail(_settings_error(exc))
     except ConfigError as exc:
         return _fail(str(exc))
     try:
+        store.migrate()
+    except Exception as exc:
+        store.close()
+        return _fail(f"cannot open the database {_redact(settings.database_url)}: {_first_line(exc)}")
+    return store
+
+
+def read_password(args: argparse.Namespace, *, required: bool) -> str | None:
+    """The password of ``users create``/``users passwd``: from stdin (``--password-stdin``: its
+    first line) or typed twice at a prompt (``--password-prompt``). Without either flag: None if
+    not ``required``, else the prompt on a terminal and stdin otherwise.
+
+    Raises:
+        ConfigError: nothing was read, or the two typed passwords differ.
+    """
+    import getpass
+
+    use_stdin = getattr(args, "password_stdin", False)
+    use_prompt = getattr(args, "password_prompt", False)
+    if not use_stdin and not use_prompt:
+        if not required:
+            return None
+        use_stdin = not sys.stdin.isatty()
+    if use_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise ConfigError("no password on stdin")
+        return line.rstrip("\r\n")
+    try:
+        first = getpass.getpass("Password: ")
+        second = getpass.getpass("Password again: ")
+    except (EOFError, KeyboardInterrupt):
+        raise ConfigError("no password given") from None
+    if first != second:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def users(args: argparse.Namespace) -> int:
+    """``trainhub users create|list|disable|enable|passwd`` on the database; returns the exit code."""
+    from trainhub.server.errors import ApiError
+    from trainhub.server.services import audit
+    from trainhub.server.services import users as svc
+
+    store = _open_db(args)
+    if isinstance(store, int):
+        return store
+    action, actor = args.users_command, audit.CLI_ACTOR
+    try:
+        if action == "create":
+            password = read_password(args, required=False)
+            user = svc.create_user(store, args.name, password=password, is_admin=args.admin, actor=actor)
+            kind = "admin user" if user["is_admin"] else "user"
+            login = "with a password" if password is not None else "without a password (API keys only)"
+            print(f"Created {kind} {user['name']} ({user['id']}) {login}.", flush=True)
+            return 0
+        if action == "list":
+            print(f"{'ID':<14}{'NAME':<22}{'ADMIN':<7}{'STATE':<10}{'CREATED':<21}TEAMS")
+            for u in svc.list_users(store):
+                state = "disabled" if u["disabled_at"] else "active"
+                admin = "yes" if u["is_admin"] else "no"
+                created = (u["created_at"] or "")[:19]
+                teams_text = ",".join(u["teams"]) or "-"
+                print(f"{u['id']:<14}{u['name']:<22}{admin:<7}{state:<10}{created:<21}{teams_text}")
+            return 0
+        if action == "disable":
+            user = svc.disable_user(store, args.name, actor=actor)
+            print(f"Disabled user {user['name']}: their keys and web sessions stop working now.", flush=True)
+            return 0
+        if action == "enable":
+            user = svc.enable_user(store, args.name, actor=actor)
+            print(f"Enabled user {user['name']}.", flush=True)
+            return 0
+        if action == "passwd":
+            svc.require_user(store, args.name)  # no prompt for a user who does not exist
+            password = read_password(args, required=True)
+            assert password is not None
+            svc.set_password(store, args.name, password, actor=actor)
+            print(f"Set the password of {args.name} (their password web sessions ended).", flush=True)
+            return 0
+        return _fail(f"unknown users action {action!r}")
+    except ApiError as exc:
+        return _fail(exc.message)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    finally:
+        store.close()
+
+
+def teams(args: argparse.Namespace) -> int:
+    """``trainhub teams create|list|add|remove`` on the database; returns the exit code."""
+    from trainhub.server.errors import ApiError
+    from trainhub.server.services import audit
+    from trainhub.server.services import users as svc
+
+    store = _open_db(args)
+    if isinstance(store, int):
+        return store
+    action, actor = args.teams_command, audit.CLI_ACTOR
+    try:
+        if action == "create":
+            team = svc.create_team(store, args.name, actor=actor)
+            print(f"Created team {team['name']} ({team['id']}).", flush=True)
+            return 0
+        if action == "list":
+            print(f"{'ID':<14}{'NAME':<22}{'CREATED':<21}MEMBERS")
+            for t in svc.list_teams(store):
+                created = (t["created_at"] or "")[:19]
+                members = ",".join(t["members"]) or "-"
+                print(f"{t['id']:<14}{t['name']:<22}{created:<21}{members}")
+            return 0
+        if action in ("add", "remove"):
+            change = svc.add_member if action == "add" else svc.remove_member
+            team = change(store, args.team, args.user, actor=actor)
+            done = "Added" if action == "add" else "Removed"
+            where = "to" if action == "add" else "from"
+            members = ", ".join(team["members"]) or "none"
+            print(f"{done} {args.user} {where} team {team['name']} (members: {members}).", flush=True)
+            return 0
+        return _fail(f"unknown teams action {action!r}")
+    except ApiError as exc:
+        return _fail(exc.message)
+    finally:
+        store.close()
+
+
+def keys(args: argparse.Namespace) -> int:
+    """``trainhub keys create|list|revoke`` on the database directly; returns the exit code."""
+    from trainhub.protocol import ErrorCode
+    from trainhub.server.errors import ApiError
+    from trainhub.server.schemas import KeyCreateIn
+    from trainhub.server.services import audit
+    from trainhub.server.services import keys as svc
+
+    if args.keys_command == "create":
+        try:  # the same rules as POST /api/v1/keys
+            body = KeyCreateIn(
+                name=args.name,
+                is_admin=args.admin,
+                read_only=args.read_only,
+                user=args.user,
+                projects=args.projects,
+            )
+        except ValidationError as exc:
+            return _fail(_settings_error(exc))
+    store = _open_db(args)
+    if isinstance(store, int):
+        return store
+    try:
         if args.keys_command == "create":
             key, secret = svc.create_key(
-                store, args.name, is_admin=args.admin, read_only=args.read_only, actor=audit.CLI_ACTOR
+                store,
+                body.name,
+                is_admin=body.is_admin,
+                read_only=body.read_only,
+                user=body.user,
+                projects=body.projects,
+                actor=audit.CLI_ACTOR,
             )
             kind = "admin key" if key["is_admin"] else "read-only key" if key["read_only"] else "key"
-            print(f"Created {kind} {key['id']} ({key['name'] or 'no name'}). Shown once, store it now:")
+            limit = f", writes only to {', '.join(key['projects'])}" if key["projects"] is not None else ""
+            print(
+                f"Created {kind} {key['id']} ({key['name'] or 'no name'}) of user {key['user']}{limit}. "
+                "Shown once, store it now:"
+            )
             print(secret, flush=True)
             return 0
         if args.keys_command == "list":
-            rows = svc.list_keys(store)
-            print(f"{'ID':<14}{'PREFIX':<12}{'SCOPE':<7}{'STATE':<9}{'LAST USED':<22}NAME")
+            rows = svc.list_keys(store, args.user)
+            print(
+                f"{'ID':<14}{'PREFIX':<12}{'SCOPE':<7}{'STATE':<9}{'LAST USED':<21}"
+                f"{'USER':<17}{'PROJECTS':<21}NAME"
+            )
             for k in rows:
                 state = "revoked" if k["revoked_at"] else "active"
                 last = (k["last_used_at"] or "never")[:19]
-                scope = "admin" if k["is_admin"] else "read" if k["read_only"] else "write"
-                print(f"{k['id']:<14}{k['prefix'] + '…':<12}{scope:<7}{state:<9}{last:<22}{k['name']}")
+                user = k["user"] or "-"
+                listed = ",".join(k["projects"]) if k["projects"] is not None else "all"
+                print(
+                    f"{k['id']:<14}{k['prefix'] + '…':<12}{k['scope']:<7}{state:<9}{last:<21}"
+                    f"{user:<16} {listed:<20} {k['name']}"
+                )
             return 0
         if args.keys_command == "revoke":
-            try:
-                key = svc.revoke_key(store, args.key_id, actor=audit.CLI_ACTOR)
-            except ApiError as exc:
-                return _fail(exc.message)
+            key = svc.revoke_key(store, args.key_id, actor=audit.CLI_ACTOR)
             print(f"Revoked key {key['id']} ({key['name'] or 'no name'}).")
             return 0
         return _fail(f"unknown keys action {args.keys_command!r}")
+    except ApiError as exc:
+        if args.keys_command == "create" and args.user is None and exc.code == ErrorCode.USER_NOT_FOUND:
+            return _fail(
+                "there is no admin user to own the key: name its user with --user NAME, or make an "
+                "admin user first (trainhub users create NAME --admin)"
+            )
+        return _fail(exc.message)
+    except ConfigError as exc:
+        return _fail(str(exc))
     finally:
         store.close()

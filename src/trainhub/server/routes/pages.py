@@ -1,9 +1,12 @@
 """Server-rendered web pages: login/logout, projects and models, one model's live page, compare.
 
-Pages need a web session (cookie set by ``POST /login`` after checking an API key); without
-one they redirect to ``/login?next=<page>`` (fragments answer 401). The cookie is HttpOnly and
-SameSite=Lax. Pages carry the session's CSRF token in ``<meta name="csrf-token">``; the page's
-JavaScript sends it back in the ``x-trainhub-csrf`` header on API posts (the Stop button), see
+Pages need a web session (cookie set by ``POST /login`` after checking a user name and password,
+or an API key); without one they redirect to ``/login?next=<page>`` (fragments answer 401).
+Every page shows only what the session's principal sees (:mod:`trainhub.server.access`): the
+lists hold only visible models, and another tenant's model answers 404 like a missing one.
+The cookie is HttpOnly and SameSite=Lax. Pages carry the session's CSRF token in
+``<meta name="csrf-token">``; the page's JavaScript sends it back in the ``x-trainhub-csrf``
+header on API posts (the Stop button, shown only to a principal that may write to the run), see
 :mod:`trainhub.server.auth`.
 
 Live updates: the model page polls ``/models/{id}/panel`` (this module: the header, checkpoints,
@@ -26,6 +29,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from trainhub.protocol import MAX_NAME_LENGTH
+from trainhub.server import access
 from trainhub.server.auth import CSRF_HEADER, SESSION_COOKIE, SESSION_TTL, Principal, csrf_token
 from trainhub.server.errors import ApiError
 from trainhub.server.routes.deps import AuthDep, BaseUrl, StoreDep
@@ -33,6 +37,7 @@ from trainhub.server.services import audit
 from trainhub.server.services import charts as chart_svc
 from trainhub.server.services import checkpoints as ckpt_svc
 from trainhub.server.services import models as model_svc
+from trainhub.server.services import users as user_svc
 from trainhub.web import TEMPLATES_DIR
 
 __all__ = ["router", "templates"]
@@ -141,26 +146,53 @@ def _ctx(request: Request, principal: Principal, **values: Any) -> dict[str, Any
     }
 
 
+def _login_failed(request: Request, next: str, username: str, error: str) -> Response:
+    client = request.client.host if request.client else None
+    # The attempted name only when it could be one (never a key or password typed in the wrong box).
+    who = f"user={username} " if user_svc.USER_NAME_RE.match(username) else ""
+    audit.record(request.app.state.store, audit.NOBODY, "login.failed", None, f"{who}from {client}")
+    ctx = {"next": _safe_next(next), "error": error, "username": username}
+    return templates.TemplateResponse(request, "login.html", ctx, status_code=401)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> Response:
-    """The login form (asks for an API key)."""
-    return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": None})
+    """The login form: a user name and password, or an API key."""
+    ctx = {"next": _safe_next(next), "error": None, "username": ""}
+    return templates.TemplateResponse(request, "login.html", ctx)
 
 
 @router.post("/login")
 def login(
-    request: Request, auth: AuthDep, api_key: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"
+    request: Request,
+    auth: AuthDep,
+    store: StoreDep,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    api_key: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
-    """Check the key, start a web session, redirect to ``next``."""
-    principal = auth.authenticate_key(api_key.strip())
-    store = request.app.state.store
-    if principal is None:
-        client = request.client.host if request.client else None
-        audit.record(store, audit.NOBODY, "login.failed", None, f"from {client}")
-        ctx = {"next": _safe_next(next), "error": "That API key is not valid (or was revoked)."}
-        return templates.TemplateResponse(request, "login.html", ctx, status_code=401)
+    """Check the password (or the key), start a web session, redirect to ``next``.
+
+    An API key, when given, wins over the user name and password.
+    """
+    username = username.strip().lower()
+    principal: Principal | None
+    if api_key.strip():
+        principal = auth.authenticate_key(api_key.strip())
+        if principal is None:
+            return _login_failed(request, next, username, "That API key is not valid (or was revoked).")
+        target, detail = principal.key_id, f"name={principal.name}"
+    elif username and password:
+        user = user_svc.check_password(store, username, password)
+        if user is None:
+            return _login_failed(request, next, username, "Wrong user name or password.")
+        principal = auth.user_principal(user)
+        target, detail = str(user["id"]), f"user={user['name']}"
+    else:
+        return _login_failed(request, next, username, "Enter a user name and password, or an API key.")
     token = auth.create_session(principal)
-    audit.record(store, principal.key_id, "login", principal.key_id, f"name={principal.name}")
+    audit.record(store, principal.actor, "login", target, detail)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -207,7 +239,9 @@ def index(
     if principal is None:
         return _to_login(request)
     query = (q or "").strip() or None
-    models = model_svc.list_models(store, base, project=project or None, q_text=query, limit=HOME_MODELS)
+    models = model_svc.list_models(
+        store, principal, base, project=project or None, q_text=query, limit=HOME_MODELS
+    )
     ctx = _ctx(
         request,
         principal,
@@ -246,7 +280,16 @@ def _events(model: Mapping[str, Any], checkpoints: Sequence[Mapping[str, Any]]) 
     return events
 
 
-def _model_ctx(store: StoreDep, model_id: str, base: str) -> dict[str, Any]:
+def _may_stop(principal: Principal, model: Mapping[str, Any]) -> bool:
+    """Whether the principal (who sees the model) may write to it: the Stop button."""
+    if principal.read_only:
+        return False
+    return principal.projects is None or model["project"] in principal.projects
+
+
+def _model_ctx(store: StoreDep, principal: Principal, model_id: str, base: str) -> dict[str, Any]:
+    """What the model page and its panel show; ApiError 404 for a missing or invisible model."""
+    access.check_model(store, principal, model_id, write=False)
     model = model_svc.get_model(store, model_id, base)
     checkpoints = ckpt_svc.list_checkpoints(store, model_id)
     table = chart_svc.epoch_tail(store, model_id, TABLE_EPOCHS)
@@ -257,6 +300,7 @@ def _model_ctx(store: StoreDep, model_id: str, base: str) -> dict[str, Any]:
         "checkpoints": checkpoints,
         "events": _events(model, checkpoints),
         "table": table,
+        "may_stop": _may_stop(principal, model),
     }
 
 
@@ -267,7 +311,7 @@ def model_page(model_id: str, request: Request, store: StoreDep, auth: AuthDep, 
     if principal is None:
         return _to_login(request)
     try:
-        values = _model_ctx(store, model_id, base)
+        values = _model_ctx(store, principal, model_id, base)
     except ApiError as exc:
         ctx = _ctx(request, principal, message=exc.message)
         return templates.TemplateResponse(request, "not_found.html", ctx, status_code=exc.status)
@@ -282,7 +326,7 @@ def model_panel(model_id: str, request: Request, store: StoreDep, auth: AuthDep,
     if principal is None:
         return Response("log in again", status_code=401, media_type="text/plain")
     try:
-        values = _model_ctx(store, model_id, base)
+        values = _model_ctx(store, principal, model_id, base)
     except ApiError as exc:
         return Response(exc.message, status_code=exc.status, media_type="text/plain")
     headers = {"cache-control": "no-store"}
@@ -309,11 +353,13 @@ def compare_page(
     chosen: list[dict[str, Any]] = []
     missing: list[str] = []
     for model_id in chosen_ids:
-        try:
+        try:  # a model the principal cannot see is missing, like one that does not exist
+            access.check_model(store, principal, model_id, write=False)
             chosen.append(model_svc.get_model(store, model_id, base))
         except ApiError:
             missing.append(model_id)
-    choices = model_svc.list_models(store, base, q_text=(q or "").strip() or None, limit=COMPARE_CHOICES)
+    q_text = (q or "").strip() or None
+    choices = model_svc.list_models(store, principal, base, q_text=q_text, limit=COMPARE_CHOICES)
     known = {m["id"] for m in choices}
     choices = [m for m in chosen if m["id"] not in known] + choices
     result = chart_svc.compare(store, chosen, metric) if chosen else None
