@@ -39,6 +39,7 @@ from trainhub.server.routes import (
     uploads,
     users,
 )
+from trainhub.server.schemas import RAW_BODY_MODELS
 from trainhub.server.services.models import LIVENESS
 from trainhub.server.services.uploads import expire_uploads
 from trainhub.server.settings import ServerSettings
@@ -136,6 +137,12 @@ def _document_errors(app: FastAPI) -> None:
             schema = build()
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas["ErrorBody"] = _ERROR_BODY
+            # Bodies a route parses itself (``routes/metrics.py``) but documents by reference.
+            for model in RAW_BODY_MODELS:
+                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in body.pop("$defs", {}).items():
+                    schemas.setdefault(name, sub)
+                schemas[model.__name__] = body
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)
             for path, operations in schema.get("paths", {}).items():

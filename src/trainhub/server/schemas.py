@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from trainhub.protocol import MAX_EPOCH, MAX_NAME_LENGTH, MODEL_ID_RE, NAME_RE, ModelStatus
 
 __all__ = [
+    "RAW_BODY_MODELS",
     "CheckpointOutSchema",
     "EpochMetricsIn",
     "EventIn",
@@ -117,6 +118,10 @@ class MetricsBatchIn(_In):
     """Body of ``POST /models/{id}/metrics``."""
 
     epochs: list[EpochMetricsIn]
+
+
+#: Request bodies that routes parse themselves but document in the OpenAPI schema by name.
+RAW_BODY_MODELS: tuple[type[BaseModel], ...] = (MetricsBatchIn,)
 
 
 class HeartbeatInSchema(_In):

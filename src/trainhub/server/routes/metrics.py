@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from trainhub.protocol import MAX_NAME_LENGTH
 from trainhub.server.routes.deps import StoreDep
@@ -17,12 +20,30 @@ __all__ = ["router"]
 router = APIRouter(tags=["metrics"])
 
 
-@router.post("/models/{model_id}/metrics")
-def put_metrics(model_id: str, body: MetricsBatchIn, store: StoreDep) -> dict[str, int]:
+#: The body is parsed by pydantic straight from bytes (``model_validate_json``, its Rust JSON
+#: parser): half the time of FastAPI's ``json.loads`` + validation on a 1,000-point batch, the
+#: hottest request of the hub. The schema is still documented (see ``app._document_errors``).
+_METRICS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MetricsBatchIn"}}},
+    }
+}
+
+
+@router.post("/models/{model_id}/metrics", openapi_extra=_METRICS_BODY)
+async def put_metrics(model_id: str, request: Request, store: StoreDep) -> dict[str, int]:
     """Upsert epochs of metrics; a re-sent epoch replaces its values (idempotent).
 
     Replies ``{"epochs", "points", "replaced"}`` (``replaced``: epochs the server already had)."""
-    return svc.put_metrics(store, model_id, body)
+    raw = await request.body()
+    try:
+        body = MetricsBatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        # The same error replies as a declared body (400 invalid_json, 422 validation_error).
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+    return await run_in_threadpool(svc.put_metrics, store, model_id, body)
 
 
 @router.get("/models/{model_id}/metrics")

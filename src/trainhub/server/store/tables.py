@@ -143,6 +143,8 @@ metric_points = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("step", sa.Integer, primary_key=True),
     sa.Column("value", sa.Double, nullable=True),
+    # Migration 0009: clustered by the primary key on SQLite (one b-tree per point, not two).
+    sqlite_with_rowid=False,
 )
 
 checkpoints = sa.Table(
@@ -283,6 +285,7 @@ metric_rollups = sa.Table(
     sa.Column("min_value", sa.Double, nullable=True),
     sa.Column("max_step", sa.BigInteger, nullable=True),
     sa.Column("max_value", sa.Double, nullable=True),
+    sqlite_with_rowid=False,
 )
 
 
