@@ -269,3 +269,19 @@ def test_disabling_a_user_stops_their_keys_at_once(hub_server: HubServer) -> Non
         assert_error(admin.post(f"{API}/users/nobody/disable"), 404, "user_not_found")
         assert_error(admin.post(f"{API}/users/admin/disable"), 409, "conflict")  # the last admin
         assert admin.get(f"{API}/models").status_code == 200
+
+
+def test_already_present_never_answers_for_another_tenants_file(world: World) -> None:
+    digest = hashlib.sha256(CKPT).hexdigest()
+    body = {"kind": "last", "size": len(CKPT), "sha256": digest}
+    with client(world.server, world.keys["bob"]) as bob:
+        r = bob.post(f"{API}/models", json={"name": "probe"})
+        assert r.status_code == 201, r.text
+        r = bob.post(f"{API}/models/{r.json()['id']}/uploads", json=body)
+        # Alice's checkpoint has these bytes, but Bob is not told: he must send them.
+        assert r.status_code == 201 and r.json()["already_present"] is False, r.text
+    with client(world.server, world.keys["alice"]) as alice:
+        other = secrets.token_hex(10)
+        assert alice.put(f"{API}/models/{other}", json={"name": "again"}).status_code == 201
+        r = alice.post(f"{API}/models/{other}/uploads", json=body)
+        assert r.status_code == 200 and r.json()["already_present"] is True, r.text

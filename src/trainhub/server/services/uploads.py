@@ -253,8 +253,11 @@ def create_upload(
         "expires_at": now + _TTL,
         **meta,
     }
-    if objects.exists(sha256):
-        # Identical content is stored once: point the slot at the blob, nothing to send.
+    with store.read() as conn:
+        known = cq.blob_known_to_owner(conn, model_id, sha256)
+    if known and objects.exists(sha256):
+        # Identical content is stored once: point the slot at the blob, nothing to send. Only
+        # for content the same owner already has (no cross-tenant "do you have this file?").
         checkpoint = record_checkpoint(
             store, model_id, kind, BlobInfo(sha256, size, created=False),
             epoch=epoch, is_best=is_best, map_value=map_value,
