@@ -68,4 +68,8 @@ echo "== ruff"
 echo "== mypy --strict"
 "$venv/bin/mypy"
 echo "== pytest"
-"$venv/bin/python" -m pytest "$@"
+# Two test processes (pytest-xdist; TRAINHUB_TEST_WORKERS=0 for one): most tests wait on servers
+# and subprocesses, so two halve the wall time on a 2-core machine. A file's tests stay together
+# (--dist loadfile): they share module-scoped servers.
+workers=${TRAINHUB_TEST_WORKERS:-2}
+"$venv/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
