@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -22,11 +25,23 @@ def test_a_forked_child_can_use_the_session(fake_hub: FakeHub) -> None:
     if pid == 0:  # the child: threads did not survive, a new worker must start
         code = 1
         try:
+            # The fake hub is in-process: a parent thread (a heartbeat) may have held its lock at
+            # the fork, and the child's copy would stay locked. A real hub is another process.
+            fake_hub.lock = threading.Lock()
             s.queue_metrics(7, {"loss": 1.0})
             code = 0 if s.flush(timeout=5) else 2
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child did not finish within 60 s")
+        time.sleep(0.05)  # polling a child process with a deadline, not waiting for luck
     assert os.waitstatus_to_exitcode(status) == 0
     s.queue_metrics(8, {"loss": 1.0})  # the parent still works
     assert s.flush(timeout=5)

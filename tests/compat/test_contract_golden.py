@@ -28,13 +28,19 @@ BAD_KEY = "ul_" + "0" * 40
 
 
 def _content(kind: str) -> bytes:
+    """The same bytes every call: entries carry a fixed time (a zip stores the current time, in
+    2-second steps, so content rebuilt to compare with could differ from what was uploaded)."""
     buf = io.BytesIO()
+
+    def add(zf: zipfile.ZipFile, name: str, data: str | bytes) -> None:
+        zf.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
+
     with zipfile.ZipFile(buf, "w") as zf:
         if kind == "dataset":
-            zf.writestr("gds/data.yaml", "train: images/train\nval: images/val\nnames:\n  0: a\n")
-            zf.writestr("gds/images/train/a.png", b"png")
+            add(zf, "gds/data.yaml", "train: images/train\nval: images/val\nnames:\n  0: a\n")
+            add(zf, "gds/images/train/a.png", b"png")
         else:
-            zf.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+            add(zf, "archive/data.pkl", b"\x80\x02}q\x00.")
     return buf.getvalue()
 
 
