@@ -228,10 +228,13 @@ def test_offline_mode_spools_without_any_thread_or_network(tmp_path: Path) -> No
     s.queue_metrics(0, {"loss": 1.0})
     s.upload_metrics()
     assert s.worker is None and s.heartbeat is None
-    assert threading.active_count() == before
+    # Only the spool's fsync thread (no network), and it ends with the session.
+    assert s.spool._syncer is not None and s.spool._syncer._thread is not None
+    assert threading.active_count() == before + 1  # that one is the spool's fsync thread
     assert s.flush() is False
     path = s.spool.path
     s.close()
+    assert not s.spool._syncer._thread.is_alive()
     assert Path(path).parent == tmp_path / "spool"
     assert [i.category for i in Spool(path).items()] == ["model", "metrics"]
 

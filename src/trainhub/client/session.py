@@ -5,9 +5,10 @@ The fields and methods of the seed (ultralytics' ``HUBTrainingSession`` as used 
 ``metrics_queue``, ``model_id``, ``model_url``, ``alive``, ``upload_metrics()`` and
 ``upload_model(epoch, weights, is_best=False, map=0.0, final=False)``.
 
-Every call on the training thread writes to the spool and returns: no network, tens of microseconds
-(a millisecond or two for the once-per-epoch fsync of metrics), and it never raises (an internal error
-is logged once). The one deliberate wait is ``upload_model(final=True)``: it waits up to
+Every call on the training thread writes to the spool and returns: no network, no fsync (the spool's
+fsync thread makes each epoch's metrics durable against a power loss moments later; a commit already
+survives the death of the process), a fraction of a millisecond, and it never raises (an internal
+error is logged once). The one deliberate wait is ``upload_model(final=True)``: it waits up to
 ``final_timeout`` seconds for everything to reach the hub, with a progress bar, then says where
 whatever is left is kept. ``close()`` (also run at interpreter exit) waits at most ``exit_timeout``.
 
@@ -259,14 +260,18 @@ class HubSession:
 
     @guarded(None)
     def queue_metrics(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        """Durably spool one epoch's metrics, held until :meth:`upload_metrics`; non-finite -> None."""
+        """Spool one epoch's metrics, held until :meth:`upload_metrics`; non-finite -> None.
+
+        Committed before it returns (safe from a crash of the process); the fsync that makes it safe
+        from a power loss too is done by the spool's fsync thread, not this one."""
         clean = clean_metrics(metrics)
         text = json.dumps(clean)
         epoch = int(epoch)
         self.metrics_queue[epoch] = text
         self._spooled[epoch] = text
         payload = {"epoch": epoch, "metrics": clean}
-        self._put("metrics", payload, key=f"metrics:{epoch}", held=True, durable=True)
+        self._put("metrics", payload, key=f"metrics:{epoch}", held=True)
+        self.spool.sync_soon()
 
     @guarded(None)
     def upload_metrics(self) -> None:
@@ -306,8 +311,8 @@ class HubSession:
                 "map": mapv,
             }
             # The commit survives a kill -9 (WAL, synchronous=NORMAL); only a power loss could take it,
-            # and the next epoch's metrics fsync makes it durable. No second fsync per epoch: the file
-            # it points at (torch.save) is not fsynced either. The final one is fsynced at once.
+            # and the next epoch's fsync (on the spool's fsync thread) makes it durable: the file it
+            # points at (torch.save) is not fsynced either. The final one is fsynced at once.
             self._put("checkpoint", payload, key=f"checkpoint:{kind}", durable=final)
         if final:
             if self.heartbeat is not None:

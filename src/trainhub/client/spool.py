@@ -7,8 +7,10 @@ One SQLite file per model, ``<spool_dir>/<model_id>.db``, in WAL mode. Item life
                                                                       leased --nack(permanent)--> dead
 
 * ``put()`` commits before it returns. With ``synchronous=NORMAL`` a commit survives a crash of the
-  process but not of the machine; ``put(durable=True)`` (used once per epoch for metrics) and
-  :meth:`Spool.sync` also fsync the WAL, which makes every earlier commit durable too.
+  process but not of the machine; ``put(durable=True)`` and :meth:`Spool.sync` also fsync the WAL on
+  the calling thread, which makes every earlier commit durable too. :meth:`Spool.sync_soon` (once per
+  epoch, after the metrics) asks the spool's fsync thread to do it instead
+  (:mod:`trainhub.client.syncer`): the training thread never waits for the disk.
 * On open, ``leased`` items (a process died while sending them) and ``held`` items (metrics the dead
   process never released) become ``ready``: nothing is lost and the next sender delivers them.
 * An item with an idempotency ``key`` replaces a pending (held or ready) item with the same key: a
@@ -54,6 +56,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from trainhub.client.errors import SpoolError
+from trainhub.client.syncer import WalSyncer
 
 __all__ = ["CATEGORIES", "DEFAULT_MAX_BYTES", "Item", "OwnerLock", "Spool"]
 
@@ -156,6 +159,7 @@ class Spool:
         self._commits = 0  # write transactions since the last checkpoint (under _write_lock)
         self._checkpoint_due = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self._syncer = WalSyncer(self.path) if self.path != MEMORY else None
 
     @staticmethod
     def model_path(spool_dir: str | Path, model_id: str) -> Path:
@@ -356,6 +360,18 @@ class Spool:
                 "UPDATE items SET state='ready' WHERE state='held' AND category=?", (category,)
             ).rowcount
 
+    def sync_soon(self) -> int:
+        """Have every item committed so far fsynced by the spool's fsync thread; return at once.
+
+        Returns a ticket for :meth:`wait_synced` (0 for a ``":memory:"`` spool: nothing to sync)."""
+        if os.getpid() != self._pid:
+            self._reset()
+        return self._syncer.request() if self._syncer is not None else 0
+
+    def wait_synced(self, ticket: int | None = None, timeout: float | None = None) -> bool:
+        """Wait until :meth:`sync_soon`'s ``ticket`` (default: the latest) is on disk; False on timeout."""
+        return self._syncer.wait(ticket, timeout) if self._syncer is not None else True
+
     def sync(self) -> None:
         """Make every committed item durable (fsync) now."""
         with self._locked() as conn:
@@ -498,6 +514,8 @@ class Spool:
         """Close the database (idempotent); later calls raise :class:`SpoolError`."""
         if os.getpid() != self._pid:
             self._reset()  # a forked child: the parent's connections are not ours to close
+        if self._syncer is not None and not self._closed:
+            self._syncer.close()  # the last epoch's fsync, before the connections go
         with self._write_lock, self._conns_lock:
             if self._closed:
                 return
