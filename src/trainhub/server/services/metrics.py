@@ -29,7 +29,8 @@ def put_metrics(store: Store, model_id: str, batch: MetricsBatchIn) -> dict[str,
         raise ApiError(
             413, ErrorCode.PAYLOAD_TOO_LARGE, f"at most {MAX_EPOCHS_PER_REQUEST} epochs per request"
         )
-    rows: list[dict[str, Any]] = []
+    # (name, step) -> value; a step sent twice in one batch keeps its last values, as row by row.
+    points: dict[tuple[str, int], float | None] = {}
     for ep in batch.epochs:
         if len(ep.metrics) > MAX_METRICS_PER_EPOCH:
             raise ApiError(
@@ -37,17 +38,16 @@ def put_metrics(store: Store, model_id: str, batch: MetricsBatchIn) -> dict[str,
                 ErrorCode.PAYLOAD_TOO_LARGE,
                 f"epoch {ep.epoch}: at most {MAX_METRICS_PER_EPOCH} metrics per epoch",
             )
-        rows.extend(
-            {"model_id": model_id, "name": name, "step": ep.epoch, "value": value}
-            for name, value in ep.metrics.items()
-        )
-    steps = sorted({ep.epoch for ep in batch.epochs})
+        step = ep.epoch
+        points.update(((name, step), value) for name, value in ep.metrics.items())
+    steps = {ep.epoch for ep in batch.epochs}
     with store.write() as conn:
         model = require_model(conn, model_id)
         # An epoch counts as replaced when one of its points was already stored.
-        replaced = len({step for _, _, step in q.upsert_points(conn, store.dialect, rows)})
+        replaced = len({step for _, step in q.upsert_series(conn, store.dialect, model_id, points)})
         mark_training(conn, model)
-    return {"epochs": len(steps), "points": len(rows), "replaced": replaced}
+    count = sum(len(ep.metrics) for ep in batch.epochs)
+    return {"epochs": len(steps), "points": count, "replaced": replaced}
 
 
 def read_epochs(store: Store, model_id: str) -> list[dict[str, Any]]:

@@ -291,6 +291,39 @@ def add_points(
     """
     if not points:
         return
+    if not replaced and len({name for name, _ in points}) == len(points):
+        rows = _single_point_rows(model_id, points)  # one epoch: one point per series
+    else:
+        rows = _merged_rows(model_id, points, replaced)
+    if rows:
+        if dialect == "postgresql":
+            pg_unnest(conn, _merge_rollup_sql(dialect), _ROLLUP_PG_TYPES, rows)
+        else:
+            conn.exec_driver_sql(_merge_rollup_sql(dialect), rows)
+    if replaced:
+        # After the merged rows are written: the recompute reads them as the clean children.
+        refresh_rollups(conn, dialect, model_id, list(replaced))
+
+
+def _single_point_rows(
+    model_id: str, points: Mapping[tuple[str, int], float | None]
+) -> list[tuple[Any, ...]]:
+    """:func:`_merged_rows` when each series has one new point (what one epoch sends): that point's
+    summary at every level, only the bucket number changes (the hot path: 150 rows per epoch)."""
+    rows: list[tuple[Any, ...]] = []
+    for (name, step), value in points.items():
+        valued = step if value is not None else None
+        bucket = step // _BASE_WIDTH
+        for level in range(LEVELS):
+            rows.append((model_id, name, level, bucket, 1, step, step, valued, value, valued, value))
+            bucket //= _FANOUT
+    return rows
+
+
+def _merged_rows(
+    model_id: str, points: Mapping[tuple[str, int], float | None], replaced: Collection[tuple[str, int]]
+) -> list[tuple[Any, ...]]:
+    """The rows merging ``points`` into every level, except the buckets of ``replaced`` points."""
     grouped: dict[tuple[str, int], list[tuple[int, float | None]]] = defaultdict(list)
     for (name, step), value in points.items():
         grouped[(name, step // _BASE_WIDTH)].append((step, value))
@@ -310,17 +343,11 @@ def add_points(
             rows.append((model_id, key[0], level, *new_part))
             # The parent gains exactly these new points: pass them up, labelled with its bucket.
             parent = key[1] // _FANOUT
-            parents[(key[0], parent)].append(new_part._replace(bucket=parent))
+            # Not _replace(): it is ~4x slower, and an epoch of 15 metrics makes 150 of these.
+            parents[(key[0], parent)].append(Bucket(parent, *new_part[1:]))
         dirty = {(name, b // _FANOUT) for name, b in dirty}
         level_news = parents
-    if rows:
-        if dialect == "postgresql":
-            pg_unnest(conn, _merge_rollup_sql(dialect), _ROLLUP_PG_TYPES, rows)
-        else:
-            conn.exec_driver_sql(_merge_rollup_sql(dialect), rows)
-    if replaced:
-        # After the merged rows are written: the recompute reads them as the clean children.
-        refresh_rollups(conn, dialect, model_id, list(replaced))
+    return rows
 
 
 def _merge_rollup_sql(dialect: str) -> str:

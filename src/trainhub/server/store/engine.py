@@ -15,6 +15,7 @@ transactional in PostgreSQL: a failed upgrade leaves nothing half done).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,10 @@ class Store:
     """Owns the engine; services open transactions with :meth:`read` and :meth:`write`."""
 
     def __init__(self, engine: Engine) -> None:
+        #: SQLite allows one writer: threads queue here and wake the moment the writer commits,
+        #: where SQLite's own busy handler would poll, sleeping 1, 2, 5, 10... ms between tries.
+        #: Re-entrant: a nested write on the same thread meets SQLite's busy handler as it did before.
+        self._write_gate = threading.RLock() if engine.dialect.name == "sqlite" else None
         self.engine = engine
 
     @property
@@ -111,6 +116,18 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction; committed on success, rolled back on error."""
+        gate = self._write_gate
+        # Bounded like SQLite's busy timeout: past it, SQLite's busy handler decides as before.
+        held = gate.acquire(timeout=_BUSY_TIMEOUT_MS / 1000) if gate is not None else False
+        try:
+            with self._write_conn() as conn:
+                yield conn
+        finally:
+            if held and gate is not None:
+                gate.release()
+
+    @contextmanager
+    def _write_conn(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             conn = conn.execution_options(trainhub_write=True)
             with conn.begin():

@@ -60,9 +60,14 @@ def insert_key(conn: Connection, row: Mapping[str, Any]) -> None:
     conn.execute(sa.insert(api_keys).values(**row))
 
 
+#: Built once: every API request runs it, and a statement built per call pays SQLAlchemy's cache-key
+#: walk each time (a statement object memoizes its key).
+_FIND_KEY = _KEY_WITH_OWNER.where(api_keys.c.key_hash == sa.bindparam("key_hash"))
+
+
 def find_key(conn: Connection, key_hash: str) -> Mapping[str, Any] | None:
     """The key with this hash (revoked or not) and its owner's name/admin/disabled, or None."""
-    row = conn.execute(_KEY_WITH_OWNER.where(api_keys.c.key_hash == key_hash)).first()
+    row = conn.execute(_FIND_KEY, {"key_hash": key_hash}).first()
     return as_dict(row) if row else None
 
 

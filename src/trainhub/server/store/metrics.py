@@ -12,7 +12,7 @@ from trainhub.server.store.charts import add_points, driver_sql, pg_unnest
 from trainhub.server.store.dialects import lock_keys
 from trainhub.server.store.tables import metric_points
 
-__all__ = ["existing_steps", "read_points", "read_series", "upsert_points"]
+__all__ = ["existing_steps", "read_points", "read_series", "upsert_points", "upsert_series"]
 
 
 def upsert_points(
@@ -29,33 +29,38 @@ def upsert_points(
     """
     if not rows:
         return set()
-    # Another worker may write the same series: its rollup refresh must not interleave with ours.
-    lock_keys(conn, dialect, [f"metrics:{r['model_id']}" for r in rows])
     # The last of several rows with one (model, name, step) wins, as it would row by row; one
     # row per key also keeps PostgreSQL's multi-row ON CONFLICT from touching a row twice.
     latest: dict[str, dict[tuple[str, int], float | None]] = {}
     for r in rows:
         latest.setdefault(r["model_id"], {})[(r["name"], int(r["step"]))] = r["value"]
-    flat = [
-        (model_id, name, step, value)
-        for model_id, points in latest.items()
-        for (name, step), value in points.items()
-    ]
+    replaced: set[tuple[str, str, int]] = set()
+    for model_id, points in latest.items():
+        stored = upsert_series(conn, dialect, model_id, points)
+        replaced.update((model_id, name, step) for name, step in stored)
+    return replaced
+
+
+def upsert_series(
+    conn: Connection, dialect: str, model_id: str, points: Mapping[tuple[str, int], float | None]
+) -> set[tuple[str, int]]:
+    """:func:`upsert_points` for one model's ``(name, step) -> value`` (the metrics route's form);
+    returns the ``(name, step)`` that replaced a stored point."""
+    if not points:
+        return set()
+    # Another worker may write the same series: its rollup refresh must not interleave with ours.
+    lock_keys(conn, dialect, [f"metrics:{model_id}"])
+    flat = [(model_id, name, step, value) for (name, step), value in points.items()]
     if dialect == "postgresql":
         # One statement; the upsert itself tells which rows existed (xmax is set on an update).
         sql = driver_sql(dialect, _UPSERT_POINT_PG_SQL)
         returned = pg_unnest(conn, sql, ("text", "text", "int", "float8"), flat)
-        replaced = {(str(m), str(n), int(st)) for m, n, st, updated in returned if updated}
+        replaced = {(str(n), int(st)) for _, n, st, updated in returned if updated}
     else:
-        replaced = {
-            (model_id, name, step)
-            for model_id, points in latest.items()
-            for name, step in _stored(conn, model_id, points)
-        }
+        replaced = _stored(conn, model_id, points)
         conn.exec_driver_sql(driver_sql(dialect, _UPSERT_POINT_SQL), flat)
     # Same transaction: the chart rollups never disagree with the points (see store/charts.py).
-    for model_id, points in latest.items():
-        add_points(conn, dialect, model_id, points, {(n, s) for m, n, s in replaced if m == model_id})
+    add_points(conn, dialect, model_id, points, replaced)
     return replaced
 
 

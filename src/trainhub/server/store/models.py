@@ -66,10 +66,15 @@ def insert_model(conn: Connection, dialect: str, row: Mapping[str, Any]) -> bool
     return bool(result.rowcount)
 
 
+#: Built once (the metrics path runs it per request): a statement object memoizes its cache key,
+#: one built per call pays SQLAlchemy's walk over its columns every time.
+_GET_MODEL = sa.select(*_MODEL_COLUMNS).join(projects).where(models.c.id == sa.bindparam("b_model_id"))
+_UPDATE_MODEL = sa.update(models).where(models.c.id == sa.bindparam("b_model_id"))
+
+
 def get_model(conn: Connection, model_id: str) -> Mapping[str, Any] | None:
     """One model row with its project name, or None."""
-    query = sa.select(*_MODEL_COLUMNS).join(projects).where(models.c.id == model_id)
-    row = conn.execute(query).first()
+    row = conn.execute(_GET_MODEL, {"b_model_id": model_id}).first()
     return as_dict(row) if row else None
 
 
@@ -100,7 +105,8 @@ def list_models(
 
 def update_model(conn: Connection, model_id: str, **values: Any) -> None:
     """Set columns of one model."""
-    conn.execute(sa.update(models).where(models.c.id == model_id).values(**values))
+    # The SET clause comes from the parameters' column names (compiled once per set of names).
+    conn.execute(_UPDATE_MODEL, {"b_model_id": model_id, **values})
 
 
 def metric_summaries(conn: Connection, model_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
