@@ -10,6 +10,7 @@ newer clients keep working with an older server.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -49,8 +50,13 @@ def _check_name(value: str) -> str:
     return value
 
 
+#: One regex search instead of a Python loop over the characters: every metric name of every
+#: batch passes here (1,000 per full request).
+_CONTROL_CHAR = re.compile("[\x00-\x1f\x7f]")
+
+
 def _check_label(value: str) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL_CHAR.search(value):
         raise ValueError("must not contain control characters")
     return value
 
