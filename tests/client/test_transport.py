@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
 import httpx
+import pytest
 
 from trainhub.client.errors import AuthError, PermanentError, TransientError, UnreachableError
 from trainhub.client.transport import Transport
@@ -70,3 +76,42 @@ def test_connection_error_and_timeout_are_results() -> None:
 def test_a_real_refused_connection_is_a_result() -> None:
     result = Transport("http://127.0.0.1:9", timeout=2).request("GET", "/")
     assert result.status is None and result.error in ("connection", "timeout")
+
+
+def test_real_connections_set_tcp_nodelay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers and body go out in two writes: with Nagle on, the body could wait for a delayed ACK.
+    httpcore sets TCP_NODELAY on every connection it opens; this keeps an eye on that."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sockets: list[socket.socket] = []
+    real_setsockopt = socket.socket.setsockopt
+
+    def recording(self: socket.socket, *args: Any) -> None:
+        sockets.append(self)
+        real_setsockopt(self, *args)
+
+    monkeypatch.setattr(socket.socket, "setsockopt", recording)
+    try:
+        t = Transport(f"http://127.0.0.1:{server.server_address[1]}", timeout=10)
+        assert t.request("GET", "/").ok
+        client_sockets = [s for s in sockets if s.fileno() != -1]
+        assert client_sockets, "no socket option was set on the client's connection"
+        assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in client_sockets)
+        t.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
