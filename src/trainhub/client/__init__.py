@@ -4,6 +4,7 @@ Layers, one module each, data flowing down::
 
     session.py     HubSession / start_session: the training-thread API (spool and return)
     spool.py       durable SQLite queue, one file per model
+    syncer.py      the spool's fsync thread (the training thread never waits for the disk)
     worker.py      background thread: lease, batch, send, retry, ack
     transport.py   one HTTP attempt (httpx, imported lazily)
     retry.py       pure backoff policy;  ratelimit.py  per-category timers
