@@ -16,6 +16,8 @@ Life of a session (``uploads`` row; parts live in the object store's multipart u
   process hashes them as they stream through and hands the digest to ``complete_multipart``. Any
   other order, a server restart or another worker process in between makes the store hash the
   joined parts instead. The state is one hash object per session, at most :data:`_MAX_HASHES`.
+* A part streams through two threads at once: the event loop reads the body (up to :data:`_AHEAD`
+  blocks ahead) while a storage thread hashes and writes it, so memory per part stays a few MiB.
 * Expiry: a session that received nothing for :data:`~trainhub.protocol.UPLOAD_TTL_SECONDS` reads
   as 404 ``upload_not_found``; :func:`expire_uploads` deletes expired rows and their parts. It runs
   at server start and at every ``create`` (up to :data:`_EXPIRE_BATCH` rows each time). Finished
@@ -37,10 +39,11 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+from anyio.abc import TaskStatus
 
 from trainhub.protocol import MAX_UPLOAD_PARTS, UPLOAD_TTL_SECONDS, CheckpointKind, ErrorCode
 from trainhub.server.errors import ApiError
-from trainhub.server.objects import BlobInfo, MultipartMismatch, MultipartNotFound, ObjectStore
+from trainhub.server.objects import BlobInfo, MultipartMismatch, MultipartNotFound, ObjectStore, PartInfo
 from trainhub.server.services import iso
 from trainhub.server.services.checkpoints import checkpoint_out, record_checkpoint
 from trainhub.server.services.models import require_model
@@ -62,6 +65,9 @@ __all__ = [
 
 #: Bytes gathered from the request stream before one hand-over to the storage thread.
 _BLOCK = 1024 * 1024
+#: Blocks read from the request ahead of the storage thread, per part being received: memory per
+#: part in flight is at most about ``(_AHEAD + 2) * _BLOCK`` (queued, being filled, being written).
+_AHEAD = 4
 #: Most running part hashes kept (one per session uploading in order right now).
 _MAX_HASHES = 256
 #: Expired sessions deleted per ``create``.
@@ -294,7 +300,7 @@ async def put_part(
     length: int,
     chunks: AsyncIterator[bytes],
 ) -> dict[str, Any]:
-    """Stream one part's body into the object store (at most ~1 MiB of it in memory).
+    """Stream one part's body into the object store (at most ~6 MiB of it in memory, see :data:`_AHEAD`).
 
     Raises:
         ApiError: 404 ``upload_not_found``, 409 ``upload_not_open``, 400 ``part_out_of_range``,
@@ -318,36 +324,74 @@ async def put_part(
     stream = chunks.__aiter__()
     digest = _HASHES.take(upload_id, number)
     received = 0
+    send, receive = anyio.create_memory_object_stream[list[bytes]](_AHEAD)
+    failure: list[Exception] = []
 
-    async def next_block() -> bytes:
-        block = bytearray()  # bytes-like: pwrite and sha256 take it without a copy
-        while len(block) < _BLOCK:
+    async def next_block() -> list[bytes]:
+        # The body's own chunks, not joined: joining is one more copy of every byte, on the event
+        # loop, which is the busiest thread of an upload.
+        block: list[bytes] = []
+        n = 0
+        async for chunk in stream:
+            if chunk:
+                block.append(chunk)
+                n += len(chunk)
+                if n >= _BLOCK:
+                    break
+        return block
+
+    async def produce(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        # On the event loop, ahead of the storage thread: the socket is read while the thread
+        # hashes and writes (without the queue the two take turns). An error here (the client
+        # went away) is raised by the storage thread, out of objects.put_part. Started only once
+        # inside ``async with send``: however it ends, even cancelled, the thread sees the end.
+        async with send:
+            task_status.started()
             try:
-                block += await stream.__anext__()
-            except StopAsyncIteration:
-                break
-        return block  # type: ignore[return-value]
+                while block := await next_block():
+                    await send.send(block)
+            except Exception as exc:
+                failure.append(exc)
 
     def blocks() -> Iterator[bytes]:
-        # Runs on the storage thread; each block is read on the event loop (one hop per ~1 MiB).
+        # Runs on the storage thread; one hop to the event loop per block.
         nonlocal received
-        while block := anyio.from_thread.run(next_block):
-            received += len(block)
-            if digest is not None:
-                digest.update(block)
-            yield block
+        while True:
+            try:
+                block = anyio.from_thread.run(receive.receive)
+            except anyio.EndOfStream:
+                if failure:
+                    raise failure[0] from None
+                return
+            for chunk in block:
+                received += len(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                yield chunk
 
     storage_id = str(row["storage_id"])
+    info: PartInfo | None = None
+    error: Exception | None = None
     try:
-        info = await anyio.to_thread.run_sync(objects.put_part, storage_id, number, blocks(), length)
-    except MultipartNotFound as exc:  # aborted or completed meanwhile
-        raise _not_open({**row, "state": "closed"}) from exc
-    except MultipartMismatch as exc:
-        raise ApiError(400, ErrorCode(exc.code), str(exc)) from exc
+        async with anyio.create_task_group() as tg:
+            await tg.start(produce)
+            try:
+                info = await anyio.to_thread.run_sync(objects.put_part, storage_id, number, blocks(), length)
+            except Exception as exc:  # re-raised below: the task group would wrap it in a group
+                error = exc
+            tg.cancel_scope.cancel()  # put_part stopped early: the producer may wait on a full queue
     finally:
+        receive.close()
         if received:
             now = utcnow()
             await anyio.to_thread.run_sync(_count_received, store, upload_id, received, now)
+    if isinstance(error, MultipartNotFound):  # aborted or completed meanwhile
+        raise _not_open({**row, "state": "closed"}) from error
+    if isinstance(error, MultipartMismatch):
+        raise ApiError(400, ErrorCode(error.code), str(error)) from error
+    if error is not None:
+        raise error
+    assert info is not None
     if digest is not None:
         _HASHES.give_back(upload_id, number, digest)
     return {"number": info.number, "size": info.size}
