@@ -207,9 +207,16 @@ def test_small_checkpoints_keep_the_single_put(hub_server: HubServer, tmp_path: 
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [(1, DEFAULT_PART_SIZE), (10 * 1024**3, DEFAULT_PART_SIZE), (200 * 1024**3, 21 * 1024**2)],
+    [
+        (1, DEFAULT_PART_SIZE),
+        (200 * 1024**2, DEFAULT_PART_SIZE),  # a 32nd is 6.25 MiB: the 8 MiB floor
+        (1024**3, 32 * 1024**2),  # a 32nd of the file
+        (1024**3 + 1, 33 * 1024**2),  # whole MiB, rounded up
+        (10 * 1024**3, 64 * 1024**2),  # the 64 MiB cap
+        (1000 * 1024**3, 103 * 1024**2),  # past the cap only to stay within MAX_UPLOAD_PARTS
+    ],
 )
-def test_part_size_grows_only_past_the_part_limit(size: int, expected: int) -> None:
+def test_part_size_is_a_32nd_of_the_file_between_8_and_64_mib(size: int, expected: int) -> None:
     assert choose_part_size(size) == expected
     assert -(-size // choose_part_size(size)) <= MAX_UPLOAD_PARTS
 
