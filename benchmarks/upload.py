@@ -7,7 +7,7 @@ Two runs, each with its server and its client in their own processes on 127.0.0.
 * ``raw``: one ``PUT`` with httpx (the body streamed from the file, 1 MiB at a time) to a minimal
   stdlib server that streams it to a file and fsyncs it: the machine's ceiling.
 * ``trainhub``: the real hub (``python -m trainhub serve``) and the client's worker delivering one
-  spooled checkpoint: hash the file, create a session, 8 MiB parts, complete (the server checks size
+  spooled checkpoint: hash the file, create a session, parts of 8-64 MiB, complete (the server checks size
   and sha256, fsyncs, renames into place). The time counts all of it, hashing included.
 
 Memory: each process's peak RSS during the upload minus its RSS just before (Linux: the peak is reset
