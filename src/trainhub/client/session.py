@@ -155,6 +155,7 @@ class HubSession:
         self.heartbeat: Heartbeat | None = None
         if s.mode == "online":
             self.transport = Transport(s.url, s.api_key, timeout=s.request_timeout, transport=http_transport)
+            self.transport.preload()  # before training starts, not on the worker during the first epochs
             policy = retry_policy or RetryPolicy(deadline=s.retry_deadline, cap=s.retry_max_delay)
             self.worker = Worker(self.spool, self.transport, self.model_id, policy=policy, wait=wait)
             self.heartbeat = Heartbeat(

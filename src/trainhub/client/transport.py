@@ -9,6 +9,7 @@ kind ``"connection"`` or ``"timeout"``). Policy lives one level up, in the worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -116,6 +117,17 @@ class Transport:
         self._client: httpx.Client | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
+
+    def preload(self) -> None:
+        """Build the HTTP client now, on the calling thread (a session does it when it starts).
+
+        Left to the first request, importing httpx, httpcore and h11 and loading the CA bundle
+        (~0.1 s of CPU) runs on the worker thread during the first epochs and takes the GIL from the
+        training thread, call after call. A bad URL is left for the first request to report."""
+        import encodings.idna  # noqa: F401 - what the first connect would import (host names)
+
+        with contextlib.suppress(ConfigError):
+            self._http()
 
     def _http(self) -> httpx.Client:
         import httpx  # lazy: keeps `import trainhub` fast
