@@ -27,6 +27,8 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from trainhub.server.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
+
 __all__ = ["MIGRATION_LOCK_ID", "Store", "postgresql_engine", "sqlite_engine"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -56,6 +58,8 @@ def sqlite_engine(url: str) -> Engine:
         cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run on the store's own thread (store/checkpoint.py); this is the backstop.
+        cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -101,6 +105,8 @@ class Store:
         #: Re-entrant: a nested write on the same thread meets SQLite's busy handler as it did before.
         self._write_gate = threading.RLock() if engine.dialect.name == "sqlite" else None
         self.engine = engine
+        on_disk = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+        self._checkpointer = WalCheckpointer(engine) if on_disk else None
 
     @property
     def dialect(self) -> str:
@@ -122,6 +128,8 @@ class Store:
         try:
             with self._write_conn() as conn:
                 yield conn
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
         finally:
             if held and gate is not None:
                 gate.release()
@@ -174,5 +182,7 @@ class Store:
         return ScriptDirectory.from_config(cfg).get_current_head()
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop the checkpoint thread and close every pooled connection."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
