@@ -106,23 +106,52 @@ def test_close_does_the_pending_fsync_then_ends_the_thread() -> None:
     assert len(rec.calls) == before
 
 
-def test_fsync_wal_syncs_the_wal_file_or_else_the_database(
+def test_fsync_wal_syncs_the_wal_file_and_never_opens_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[str] = []
-    real = os.fdatasync
+    """Closing a descriptor of the database file would drop SQLite's POSIX locks on it."""
+    opened: list[str] = []
+    real_open = os.open
 
-    def record(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
+    def recording_open(path: str, flags: int, *args: int) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, *args)
 
-    monkeypatch.setattr(os, "fdatasync", record)
+    monkeypatch.setattr(os, "open", recording_open)
     db = tmp_path / "m.db"
     db.write_bytes(b"x")
-    fsync_wal(str(db))
+    fsync_wal(str(db))  # no WAL file: nothing to sync, and the database is left alone
     (tmp_path / "m.db-wal").write_bytes(b"y")
     fsync_wal(str(db))
-    assert synced == [str(db), f"{db}-wal"]
+    assert opened == [f"{db}-wal", f"{db}-wal"]
+
+
+def test_the_fsync_thread_keeps_sqlites_locks_on_the_database(tmp_path: Path) -> None:
+    """A second process must still see this process's read lock after the fsync thread ran."""
+    import subprocess
+    import sys
+
+    spool = Spool.for_model(tmp_path, "m")
+    spool.put("metrics", {"epoch": 0}, key="metrics:0", held=True)
+    with spool._locked() as conn:
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM items").fetchone()  # holds a read snapshot (WAL lock)
+        assert spool.wait_synced(spool.sync_soon(), timeout=10)
+        # Another process cannot checkpoint past our snapshot, and cannot take the exclusive lock
+        # of a database someone has open: both would be possible had our locks been dropped.
+        code = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], timeout=0)\n"
+            "try:\n"
+            "    c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')\n"
+            "    print('exclusive')\n"
+            "except sqlite3.OperationalError as e:\n"
+            "    print('busy', e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code, spool.path], capture_output=True, text=True)
+        conn.execute("COMMIT")
+    assert out.stdout.startswith("busy"), out.stdout + out.stderr
+    spool.close()
 
 
 def test_a_spool_put_then_sync_soon_is_on_disk_after_wait(

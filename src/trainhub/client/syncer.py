@@ -15,9 +15,12 @@ milliseconds later the callback has returned and the training loop is computing 
 
 Syncing the WAL through a descriptor of our own is what SQLite's ``synchronous=FULL`` does at
 commit: the WAL's frames carry checksums and a commit marker, so after a power loss SQLite
-replays every complete transaction up to the last one on disk and ignores a torn tail. When the
-WAL file does not exist (the last connection checkpointed it into the database and removed it)
-the database file itself is synced.
+replays every complete transaction up to the last one on disk and ignores a torn tail. Only the
+``-wal`` file is ever opened here, never the database file: SQLite holds POSIX advisory locks on
+the database (and ``-shm``) file, and closing *any* descriptor of a file drops every such lock the
+process holds on it. SQLite takes none on the ``-wal`` file. When there is no WAL file, the last
+connection has checkpointed it into the database (fsyncing the database) and removed it: there is
+nothing left to sync.
 
 :meth:`WalSyncer.wait` blocks until a request is on disk (closing the spool, tests); the thread is
 started on the first request and is a daemon, so it never keeps a finished process alive.
@@ -40,18 +43,16 @@ log = logging.getLogger("trainhub")
 
 
 def fsync_wal(db_path: str) -> None:
-    """fsync ``<db_path>-wal`` (or the database file when there is no WAL file)."""
-    for path in (f"{db_path}-wal", db_path):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue
-        try:
-            # fdatasync: the data and the size, not the timestamps (what SQLite itself uses on Linux).
-            getattr(os, "fdatasync", os.fsync)(fd)
-        finally:
-            os.close(fd)
+    """fsync ``<db_path>-wal`` if it exists (never the database file: see the module docstring)."""
+    try:
+        fd = os.open(f"{db_path}-wal", os.O_RDONLY)
+    except FileNotFoundError:
         return
+    try:
+        # fdatasync: the data and the size, not the timestamps (what SQLite itself uses on Linux).
+        getattr(os, "fdatasync", os.fsync)(fd)
+    finally:
+        os.close(fd)
 
 
 class WalSyncer:
