@@ -343,7 +343,7 @@ def _merged_rows(
             rows.append((model_id, key[0], level, *new_part))
             # The parent gains exactly these new points: pass them up, labelled with its bucket.
             parent = key[1] // _FANOUT
-            # Not _replace(): it is ~4x slower, and an epoch of 15 metrics makes 150 of these.
+            # Not _replace(): it is ~4x slower, and a batch of many epochs makes hundreds of these.
             parents[(key[0], parent)].append(Bucket(parent, *new_part[1:]))
         dirty = {(name, b // _FANOUT) for name, b in dirty}
         level_news = parents

@@ -34,6 +34,10 @@ def upsert_points(
     latest: dict[str, dict[tuple[str, int], float | None]] = {}
     for r in rows:
         latest.setdefault(r["model_id"], {})[(r["name"], int(r["step"]))] = r["value"]
+    if len(latest) > 1:
+        # Every model's lock first, in sorted order (two writers of the same models never
+        # deadlock); upsert_series takes its own again, which the transaction already holds.
+        lock_keys(conn, dialect, [f"metrics:{model_id}" for model_id in latest])
     replaced: set[tuple[str, str, int]] = set()
     for model_id, points in latest.items():
         stored = upsert_series(conn, dialect, model_id, points)
