@@ -261,8 +261,10 @@ class ApiAuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def require_admin(request: Request) -> Principal:
-    """FastAPI dependency: the caller must hold an admin key (403 ``forbidden``)."""
+async def require_admin(request: Request) -> Principal:
+    """FastAPI dependency: the caller must hold an admin key (403 ``forbidden``).
+
+    ``async`` so that FastAPI does not run it in the thread pool (see ``routes/deps.py``)."""
     principal = getattr(request.state, "principal", None)
     if not isinstance(principal, Principal) or not principal.is_admin:
         raise ApiError(403, ErrorCode.FORBIDDEN, "this route needs an admin key")
