@@ -47,9 +47,22 @@ def real_hub(tmp: Path) -> Iterator[str]:
     """A real ``trainhub serve`` subprocess; yields its URL."""
     env = {**os.environ, "TRAINHUB_ADMIN_KEY": ADMIN_KEY}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "trainhub", "serve", "--port", "0", "--data-dir", str(tmp / "hub"),
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "trainhub",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp / "hub"),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     url = None
@@ -121,17 +134,31 @@ def slow_hub(delay: float = 5.0) -> Iterator[str]:
 
 def fake_trainer(session: Any, last: Path, best: Path) -> SimpleNamespace:
     """A trainer with the attributes the callbacks read: 15 YOLO-like metrics per epoch."""
+
     def label_loss_items(tloss: Any, prefix: str = "train") -> dict[str, float]:
         return {f"{prefix}/{name}": 1.0 / (1 + i) for i, name in enumerate(LOSSES)}
 
     return SimpleNamespace(
-        hub_session=session, epoch=0, epochs=0, tloss=None, label_loss_items=label_loss_items,
+        hub_session=session,
+        epoch=0,
+        epochs=0,
+        tloss=None,
+        label_loss_items=label_loss_items,
         metrics={
-            "metrics/precision(B)": 0.5, "metrics/recall(B)": 0.4, "metrics/mAP50(B)": 0.3,
-            "metrics/mAP50-95(B)": 0.2, "val/box_loss": 1.1, "val/cls_loss": 1.2, "val/dfl_loss": 1.3,
+            "metrics/precision(B)": 0.5,
+            "metrics/recall(B)": 0.4,
+            "metrics/mAP50(B)": 0.3,
+            "metrics/mAP50-95(B)": 0.2,
+            "val/box_loss": 1.1,
+            "val/cls_loss": 1.2,
+            "val/dfl_loss": 1.3,
         },
         lr={"lr/pg0": 0.01, "lr/pg1": 0.01, "lr/pg2": 0.01},
-        fitness=0.2, best_fitness=0.2, last=last, best=best, args=SimpleNamespace(task="detect"),
+        fitness=0.2,
+        best_fitness=0.2,
+        last=last,
+        best=best,
+        args=SimpleNamespace(task="detect"),
     )
 
 
@@ -152,8 +179,12 @@ def run_state(state: str, url: str, epochs: int, tmp: Path, epoch_seconds: float
     last.write_bytes(os.urandom(256 * 1024))
     best.write_bytes(os.urandom(256 * 1024))
     session = HubSession(
-        url, ADMIN_KEY, project="bench", name=f"callbacks-{state}",
-        rate_limits={"metrics": 0.0, "ckpt": 0.0}, spool_dir=tmp / f"spool-{state}",
+        url,
+        ADMIN_KEY,
+        project="bench",
+        name=f"callbacks-{state}",
+        rate_limits={"metrics": 0.0, "ckpt": 0.0},
+        spool_dir=tmp / f"spool-{state}",
     )
     trainer = fake_trainer(session, last, best)
     cb.on_pretrain_routine_end(trainer)
@@ -173,9 +204,14 @@ def run_state(state: str, url: str, epochs: int, tmp: Path, epoch_seconds: float
     pending = session.spool.pending() if hasattr(session.spool, "pending") else None
     session.alive = False
     session.close(timeout=0 if state != "up" else 30)
-    return {"state": state, "epochs": epochs, "epoch_seconds": epoch_seconds,
-            "on_fit_epoch_end": percentiles(fit),
-            "on_model_save": percentiles(save), "pending_at_end": pending}
+    return {
+        "state": state,
+        "epochs": epochs,
+        "epoch_seconds": epoch_seconds,
+        "on_fit_epoch_end": percentiles(fit),
+        "on_model_save": percentiles(save),
+        "pending_at_end": pending,
+    }
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ Workloads (figures are medians/percentiles of wall time on this machine; see doc
    ``runs/log-batch``.
 2. ``epoch``: latency of one 15-metric epoch per request over a kept-alive connection (first
    request apart; p50/p99 over the others, where a missing TCP_NODELAY would show as >= 40 ms);
-   for trainhub also through its own client transport (httpx, as the worker thread sends).
+   for trainhub also through its own client transport (httpx, as the worker thread sends); and
+   against the floor (:mod:`benchmarks.floor`): a do-nothing ASGI app under the same uvicorn, the
+   fastest any server on this Python stack could answer (not a peer: its own column, no goal).
 3. ``thread``: training-thread cost per log call (:mod:`benchmarks.clientside`).
 4. ``import``: ``import trainhub`` / ``mlflow`` / ``wandb`` in fresh interpreters, median of N.
 5. ``upload``: one checkpoint file (1 GiB; 64 MiB with ``--quick``): MB/s, client and server RSS
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import peers, workloads
+from benchmarks.floor import FloorTarget
 
 WORKLOADS = ("ingest", "epoch", "thread", "import", "upload", "read", "footprint")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -293,6 +296,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except Exception as exc:
                 results.setdefault("errors", {})["trainhub"] = f"{type(exc).__name__}: {exc}"[:2000]
                 log(f"trainhub failed: {exc}")
+        if "epoch" in only:
+            try:
+                with peers.floor_server(tmp) as server:
+                    _guard(
+                        results,
+                        "floor",
+                        lambda: {
+                            "epoch": workloads.epoch_latency(FloorTarget(server.url), sizes.epoch_requests)
+                        },
+                    )
+                    log(f"floor epoch: p50 {_get(results, 'floor', 'epoch', 'p50_ms')} ms")
+            except Exception as exc:
+                results.setdefault("errors", {})["floor"] = f"{type(exc).__name__}: {exc}"[:2000]
         if only & {"ingest", "epoch"}:
             with ExitStack() as stack:
                 try:
@@ -354,7 +370,7 @@ def _versions() -> dict[str, str]:
 
 # -- the table ----------------------------------------------------------------------------------
 
-COLUMNS = ("trainhub", "trainhub-pg", "mlflow", "mlflow-async", "wandb", "raw-put")
+COLUMNS = ("trainhub", "trainhub-pg", "mlflow", "mlflow-async", "wandb", "raw-put", "floor")
 
 
 def _get(results: dict[str, Any], *path: str) -> Any:
@@ -417,6 +433,7 @@ def table_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                 "trainhub": _get(res, "trainhub", "epoch", stat),
                 "trainhub-pg": _get(res, "trainhub-pg", "epoch", stat),
                 "mlflow": _get(res, "mlflow", "epoch", stat),
+                "floor": _get(res, "floor", "epoch", stat),
             },
             "<= mlflow / 10" if stat == "p50_ms" else "",
             (lambda v: v["trainhub"] * 10 <= v["mlflow"]) if stat == "p50_ms" else None,

@@ -5,6 +5,8 @@
   through the server, so ``log_artifact`` uploads over HTTP as trainhub's client does);
 * :func:`raw_put_server`: the machine's ceiling for an upload, a minimal streaming HTTP server
   (:mod:`benchmarks.rawput`) that writes a PUT body to a file in 1 MiB chunks;
+* :func:`floor_server`: a do-nothing ASGI app under uvicorn (:mod:`benchmarks.floor`), the floor
+  of one request on this stack;
 * :func:`postgres_database`: a fresh ``bench_<random>`` database, dropped afterwards.
 
 Each yields a :class:`Server` whose ``started_s`` is the time from spawning the process to the
@@ -252,6 +254,18 @@ def raw_put_server(tmp: Path) -> Iterator[Server]:
     port = free_port()
     cmd = [sys.executable, "-m", "benchmarks.rawput", str(port), str(data)]
     with _spawn("raw-put", cmd, "/health", port, data, bench_env()) as server:
+        yield server
+
+
+@contextmanager
+def floor_server(tmp: Path) -> Iterator[Server]:
+    """The do-nothing ASGI app of :mod:`benchmarks.floor` under uvicorn, as ``trainhub serve`` runs it."""
+    data = tmp / "floor"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.floor:app", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--no-server-header"]
+    with _spawn("floor", cmd, "/health", port, data, bench_env()) as server:
         yield server
 
 

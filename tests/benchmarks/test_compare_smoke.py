@@ -56,6 +56,10 @@ def test_quick_trainhub_only_run_prints_the_table_and_writes_the_json(tmp_path: 
         assert metrics[metric]["values"]["trainhub"] > 0, metric
     assert results["trainhub"]["read"]["full"]["returned"] == results["sizes"]["read_points"]
     assert results["trainhub"]["epoch"]["nagle_stall"] is False  # the server sets TCP_NODELAY
+    # The do-nothing floor under the same uvicorn answers, and faster than the hub storing epochs.
+    floor = results["floor"]["epoch"]
+    assert 0 < floor["p50_ms"] < results["trainhub"]["epoch"]["p50_ms"]
+    assert metrics["one epoch (15 metrics) p50"]["values"]["floor"] == floor["p50_ms"]
     table = proc.stdout.splitlines()
     assert table[0].startswith("| figure") and "trainhub" in table[0]
     assert any(line.startswith("| ingest, 1 client") for line in table)
