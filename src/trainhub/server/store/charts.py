@@ -394,9 +394,7 @@ _ROLLUP_PG_TYPES = (
 )
 
 
-def pg_unnest(
-    conn: Connection, sql: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> list[Any]:
+def pg_unnest(conn: Connection, sql: str, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
     """Run ``sql`` (written with one ``unnest`` placeholder per column) once for all ``rows``.
 
     Why: psycopg's executemany is a round trip per row (pipelined, still ~20 ms for 1,000 rows);

@@ -69,7 +69,43 @@ def upsert_series(
 
 
 def _stored(conn: Connection, model_id: str, points: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
-    """Which ``(name, step)`` of ``points`` the model already has (index probes on the primary key)."""
+    """Which ``(name, step)`` of ``points`` the model already has (index probes on the primary key).
+
+    A batch of several steps per series usually comes after everything stored (a job sends its
+    epochs in order): one probe per series for its highest stored step then shows that nothing is
+    replaced, instead of one probe per point (10 instead of 1,000 for a 1,000-point batch).
+    """
+    lowest: dict[str, int] = {}
+    for name, step in points:
+        if step < lowest.get(name, step + 1):
+            lowest[name] = step
+    if len(lowest) < len(points):
+        highest = _highest_steps(conn, model_id, sorted(lowest))
+        if all(_below(highest.get(name), lo) for name, lo in lowest.items()):
+            return set()
+    return _probe(conn, model_id, points)
+
+
+def _below(highest: int | None, step: int) -> bool:
+    return highest is None or highest < step
+
+
+def _highest_steps(conn: Connection, model_id: str, names: Sequence[str]) -> dict[str, int | None]:
+    """Each series' highest stored step (None: no point), one index seek per name."""
+    found: dict[str, int | None] = {}
+    dialect = conn.dialect.name
+    for i in range(0, len(names), 200):
+        chunk = names[i : i + 200]
+        # A scalar MAX per name: the primary key (model_id, name, step) answers each with one seek.
+        one = "SELECT ?, (SELECT MAX(step) FROM metric_points WHERE model_id = ? AND name = ?)"
+        params = [p for name in chunk for p in (name, model_id, name)]
+        rows = _fetchall(conn, driver_sql(dialect, " UNION ALL ".join([one] * len(chunk))), params)
+        found.update((str(n), None if s is None else int(s)) for n, s in rows)
+    return found
+
+
+def _probe(conn: Connection, model_id: str, points: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
+    """:func:`_stored` by one primary-key probe per point."""
     names = sorted({name for name, _ in points})
     steps = sorted({step for _, step in points})
     found: set[tuple[str, int]] = set()
