@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import peers, workloads
-from benchmarks.floor import FloorTarget
 
 WORKLOADS = ("ingest", "epoch", "thread", "import", "upload", "read", "footprint")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -303,7 +302,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         results,
                         "floor",
                         lambda: {
-                            "epoch": workloads.epoch_latency(FloorTarget(server.url), sizes.epoch_requests)
+                            "epoch": workloads.epoch_latency(
+                                workloads.FloorTarget(server.url), sizes.epoch_requests
+                            )
                         },
                     )
                     log(f"floor epoch: p50 {_get(results, 'floor', 'epoch', 'p50_ms')} ms")

@@ -4,15 +4,12 @@
 
 The same uvicorn (uvloop + httptools) that ``trainhub serve`` runs, with no framework, no auth and
 no database: every request reads its body and gets a fixed 200 JSON reply. The one-epoch workload
-against it (:class:`FloorTarget`) measures what the client, the loopback and uvicorn cost alone;
-no server written on this stack can answer an epoch faster.
+against it (:class:`benchmarks.workloads.FloorTarget`) measures what the client, the loopback and
+uvicorn cost alone; no server written on this stack can answer an epoch faster.
 """
 
 from __future__ import annotations
 
-import secrets
-
-import httpx
 from starlette.types import Receive, Scope, Send
 
 _REPLY = b'{"epochs":1,"points":15,"replaced":0}'
@@ -29,25 +26,3 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_REPLY)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": _REPLY})
-
-
-class FloorTarget:
-    """The one-epoch workload's target for :data:`app`: trainhub's request, nothing behind it."""
-
-    def __init__(self, base: str) -> None:
-        from benchmarks.workloads import TrainhubTarget
-
-        self.name, self.base, self.headers = "floor", base, {"content-type": "application/json"}
-        self._bodies = TrainhubTarget("floor", base, {})
-
-    def create_run(self, client: httpx.Client, label: str) -> str:
-        return secrets.token_hex(10)
-
-    def batch(self, run: str, points: list[tuple[str, int, float]]) -> tuple[str, bytes]:
-        return self._bodies.batch(run, points)
-
-    def read_full(self, client: httpx.Client, run: str, name: str) -> int:
-        raise NotImplementedError("the floor stores nothing")
-
-    def read_downsampled(self, client: httpx.Client, run: str, name: str, max_points: int) -> int:
-        raise NotImplementedError("the floor stores nothing")

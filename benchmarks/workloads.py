@@ -145,6 +145,27 @@ class MlflowTarget:
         return len(r.json().get("metrics", []))
 
 
+class FloorTarget:
+    """The one-epoch workload's target for :mod:`benchmarks.floor`: trainhub's request body sent
+    to a server that does nothing with it (no reads: it stores nothing)."""
+
+    def __init__(self, base: str) -> None:
+        self.name, self.base, self.headers = "floor", base, {"content-type": "application/json"}
+        self._bodies = TrainhubTarget("floor", base, {})
+
+    def create_run(self, client: httpx.Client, label: str) -> str:
+        return secrets.token_hex(10)
+
+    def batch(self, run: str, points: list[tuple[str, int, float]]) -> tuple[str, bytes]:
+        return self._bodies.batch(run, points)
+
+    def read_full(self, client: httpx.Client, run: str, name: str) -> int:
+        raise NotImplementedError("the floor stores nothing")
+
+    def read_downsampled(self, client: httpx.Client, run: str, name: str, max_points: int) -> int:
+        raise NotImplementedError("the floor stores nothing")
+
+
 def _points(steps: range, names: list[str]) -> list[tuple[str, int, float]]:
     return [(n, s, math.exp(-s / 50_000) + 0.01 * i) for s in steps for i, n in enumerate(names)]
 
